@@ -1,0 +1,408 @@
+//! Service reconciler: watches Services, Namespaces and ferrolb's configuration objects,
+//! keeps the allocator in step with them and writes each Service's addresses, pool
+//! annotation, `ferrolb.io/LoadBalancerReady` condition and Events.
+//!
+//! # Shape
+//! One task owns the pure [`state::State`]. Watch streams (kube-rs `watcher`, with
+//! backoff) feed it; after each batch of events [`state::State::step`] returns the writes,
+//! which run concurrently across objects and in order per object. A failed write marks the
+//! object for another try a second later.
+//!
+//! # Rules kept from MetalLB
+//! - Nothing is decided until every watch has listed once and a valid configuration
+//!   exists; then every Service's status addresses are restored (already-assigned
+//!   Services first) before anything is allocated (`initialLoadPerformed`). Only then does
+//!   [`Handle::is_ready`] turn true.
+//! - An invalid configuration never replaces the last good one; the offending objects get
+//!   a `Valid=False` condition naming field and reason, and a log line.
+//! - A deleted Service (or one that is no longer a LoadBalancer of our class) is released
+//!   from the in-memory allocator when the watch reports it. No finalizer is needed: the
+//!   allocator is rebuilt from Service status on restart, so a delete missed while the
+//!   controller was down cannot leak an address, and a re-list drops vanished Services.
+//! - Pending Services are retried whenever an address is freed or the pools change.
+
+pub mod state;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ferrolb_crds::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::runtime::WatchStreamExt;
+use kube::Client;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::allocator::ServiceKey;
+use state::{Action, ConfigKind, ConfigObject, Severity, State, StateOptions};
+
+/// Field manager / Event reporter name of the controller.
+pub const MANAGER: &str = "ferrolb-controller";
+
+/// Options of [`run`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Namespace of ferrolb's configuration objects.
+    pub namespace: String,
+    /// `--lb-class`.
+    pub lb_class: Option<String>,
+    /// Event reporting instance (e.g. the pod name); `None`: the host name.
+    pub instance: Option<String>,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+}
+
+impl Options {
+    /// Options for `namespace` with defaults elsewhere.
+    pub fn new(namespace: impl Into<String>) -> Options {
+        Options {
+            namespace: namespace.into(),
+            lb_class: None,
+            instance: None,
+            concurrency: 32,
+        }
+    }
+}
+
+/// Shared view of a running reconciler.
+#[derive(Debug, Clone, Default)]
+pub struct Handle {
+    ready: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// A handle that is not ready.
+    pub fn new() -> Handle {
+        Handle::default()
+    }
+
+    /// Whether the initial load is done (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+enum Msg {
+    Service(WatchEvent<Service>),
+    Namespace(WatchEvent<Namespace>),
+    Config(ConfigKind, WatchEvent<ConfigObject>),
+    Retry(ServiceKey),
+    RetryConfig(ConfigKind, String),
+    WatchError(String),
+}
+
+/// Per-watch list buffer, so a re-list replaces the snapshot atomically.
+#[derive(Default)]
+struct Relist {
+    services: Option<Vec<Service>>,
+    namespaces: Option<Vec<Namespace>>,
+    config: BTreeMap<ConfigKind, Vec<ConfigObject>>,
+    synced: std::collections::BTreeSet<String>,
+}
+
+const WATCHES: usize = 2 + ConfigKind::ALL.len();
+
+fn watch_all<K>(api: Api<K>) -> BoxStream<'static, Result<WatchEvent<K>, watcher::Error>>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default()).default_backoff().boxed()
+}
+
+fn config_stream<K>(
+    client: &Client,
+    ns: &str,
+    kind: ConfigKind,
+    wrap: fn(K) -> ConfigObject,
+) -> BoxStream<'static, Msg>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    watch_all(Api::<K>::namespaced(client.clone(), ns))
+        .map(move |e| match e {
+            Ok(ev) => Msg::Config(kind, map_event(ev, wrap)),
+            Err(e) => Msg::WatchError(format!("{}: {e}", kind.kind())),
+        })
+        .boxed()
+}
+
+fn map_event<K, T>(ev: WatchEvent<K>, f: fn(K) -> T) -> WatchEvent<T> {
+    match ev {
+        WatchEvent::Apply(o) => WatchEvent::Apply(f(o)),
+        WatchEvent::Delete(o) => WatchEvent::Delete(f(o)),
+        WatchEvent::Init => WatchEvent::Init,
+        WatchEvent::InitApply(o) => WatchEvent::InitApply(f(o)),
+        WatchEvent::InitDone => WatchEvent::InitDone,
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Runs the reconciler until `shutdown` resolves. Returns an error only for a broken
+/// setup; API errors are logged and retried.
+pub async fn run(
+    client: Client,
+    opts: Options,
+    handle: Handle,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let ns = opts.namespace.clone();
+    let mut streams: SelectAll<BoxStream<'static, Msg>> = SelectAll::new();
+    streams.push(
+        watch_all(Api::<Service>::all(client.clone()))
+            .map(|e| match e {
+                Ok(ev) => Msg::Service(ev),
+                Err(e) => Msg::WatchError(format!("Service: {e}")),
+            })
+            .boxed(),
+    );
+    streams.push(
+        watch_all(Api::<Namespace>::all(client.clone()))
+            .map(|e| match e {
+                Ok(ev) => Msg::Namespace(ev),
+                Err(e) => Msg::WatchError(format!("Namespace: {e}")),
+            })
+            .boxed(),
+    );
+    streams.push(config_stream::<IPAddressPool>(&client, &ns, ConfigKind::Pool, ConfigObject::Pool));
+    streams.push(config_stream::<L2Advertisement>(
+        &client,
+        &ns,
+        ConfigKind::L2Advertisement,
+        ConfigObject::L2Advertisement,
+    ));
+    streams.push(config_stream::<BGPAdvertisement>(
+        &client,
+        &ns,
+        ConfigKind::BgpAdvertisement,
+        ConfigObject::BgpAdvertisement,
+    ));
+    streams.push(config_stream::<BGPPeer>(&client, &ns, ConfigKind::BgpPeer, ConfigObject::BgpPeer));
+    streams.push(config_stream::<BFDProfile>(&client, &ns, ConfigKind::BfdProfile, ConfigObject::BfdProfile));
+    streams.push(config_stream::<Community>(&client, &ns, ConfigKind::Community, ConfigObject::Community));
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Msg>();
+
+    let writer = Writer {
+        client: client.clone(),
+        namespace: ns.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: opts.instance.clone(),
+            },
+        ),
+        concurrency: opts.concurrency.max(1),
+    };
+    let mut state = State::new(StateOptions {
+        namespace: ns.clone(),
+        lb_class: opts.lb_class.clone(),
+    });
+    let mut relist = Relist::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => break,
+            m = streams.next() => match m {
+                Some(m) => m,
+                None => anyhow::bail!("every watch stream ended"),
+            },
+            Some(m) = retry_rx.recv() => m,
+        };
+        handle_msg(&mut state, &mut relist, first);
+        // Drain what is already there, so a burst becomes one batch.
+        for _ in 0..4096 {
+            let next = match streams.next().now_or_never() {
+                Some(Some(m)) => Some(m),
+                _ => retry_rx.try_recv().ok(),
+            };
+            match next {
+                Some(m) => handle_msg(&mut state, &mut relist, m),
+                None => break,
+            }
+        }
+        let actions = state.step(&now());
+        if state.initial_load_done() && !handle.is_ready() {
+            handle.ready.store(true, Ordering::Release);
+            tracing::info!(pending = state.pending().len(), "initial load done; controller ready");
+        }
+        if !actions.is_empty() {
+            for failed in writer.execute(actions).await {
+                let tx = retry_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = tx.send(failed);
+                });
+            }
+        }
+    }
+    tracing::info!("reconciler stopped");
+    Ok(())
+}
+
+fn handle_msg(state: &mut State, relist: &mut Relist, msg: Msg) {
+    match msg {
+        Msg::Service(ev) => match ev {
+            WatchEvent::Apply(s) => state.apply_service(s),
+            WatchEvent::Delete(s) => state.delete_service(&ServiceKey::new(
+                s.metadata.namespace.unwrap_or_default(),
+                s.metadata.name.unwrap_or_default(),
+            )),
+            WatchEvent::Init => relist.services = Some(Vec::new()),
+            WatchEvent::InitApply(s) => relist.services.get_or_insert_with(Vec::new).push(s),
+            WatchEvent::InitDone => {
+                state.replace_services(relist.services.take().unwrap_or_default());
+                synced(state, relist, "Service");
+            }
+        },
+        Msg::Namespace(ev) => match ev {
+            WatchEvent::Apply(n) => state.apply_namespace(&n),
+            WatchEvent::Delete(n) => state.delete_namespace(n.metadata.name.as_deref().unwrap_or_default()),
+            WatchEvent::Init => relist.namespaces = Some(Vec::new()),
+            WatchEvent::InitApply(n) => relist.namespaces.get_or_insert_with(Vec::new).push(n),
+            WatchEvent::InitDone => {
+                state.replace_namespaces(&relist.namespaces.take().unwrap_or_default());
+                synced(state, relist, "Namespace");
+            }
+        },
+        Msg::Config(kind, ev) => match ev {
+            WatchEvent::Apply(o) => state.apply_config(o),
+            WatchEvent::Delete(o) => state.delete_config(kind, &o.name()),
+            WatchEvent::Init => {
+                relist.config.insert(kind, Vec::new());
+            }
+            WatchEvent::InitApply(o) => relist.config.entry(kind).or_default().push(o),
+            WatchEvent::InitDone => {
+                state.replace_config(kind, relist.config.remove(&kind).unwrap_or_default());
+                synced(state, relist, kind.kind());
+            }
+        },
+        Msg::Retry(key) => state.mark_dirty(key),
+        Msg::RetryConfig(kind, name) => state.mark_config_unwritten(kind, &name),
+        Msg::WatchError(e) => tracing::warn!(error = %e, "watch failed; retrying with backoff"),
+    }
+}
+
+fn synced(state: &mut State, relist: &mut Relist, what: &str) {
+    relist.synced.insert(what.to_owned());
+    if relist.synced.len() == WATCHES {
+        state.mark_synced();
+    }
+}
+
+struct Writer {
+    client: Client,
+    namespace: String,
+    recorder: Recorder,
+    concurrency: usize,
+}
+
+impl Writer {
+    /// Performs the actions, in order per object and concurrently across objects;
+    /// returns retry messages for the objects whose writes failed.
+    async fn execute(&self, actions: Vec<Action>) -> Vec<Msg> {
+        let mut groups: BTreeMap<String, Vec<Action>> = BTreeMap::new();
+        for a in actions {
+            groups.entry(a.object()).or_default().push(a);
+        }
+        futures::stream::iter(groups.into_values())
+            .map(|group| self.run_group(group))
+            .buffer_unordered(self.concurrency)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+    }
+
+    async fn run_group(&self, group: Vec<Action>) -> Option<Msg> {
+        for a in group {
+            if let Err((e, retry)) = self.perform(&a).await {
+                tracing::warn!(object = %a.object(), error = %e, "write failed");
+                return retry;
+            }
+        }
+        None
+    }
+
+    async fn perform(&self, a: &Action) -> Result<(), (kube::Error, Option<Msg>)> {
+        let pp = PatchParams::apply(MANAGER);
+        let pp = PatchParams {
+            field_manager: pp.field_manager,
+            ..PatchParams::default()
+        };
+        let not_found = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+        match a {
+            Action::PatchServiceMeta { key, patch } | Action::PatchServiceStatus { key, patch } => {
+                let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
+                let r = if matches!(a, Action::PatchServiceMeta { .. }) {
+                    api.patch(&key.name, &pp, &Patch::Merge(patch)).await
+                } else {
+                    api.patch_status(&key.name, &pp, &Patch::Merge(patch)).await
+                };
+                match r {
+                    Ok(_) => Ok(()),
+                    Err(e) if not_found(&e) => Ok(()),
+                    Err(e) => Err((e, Some(Msg::Retry(key.clone())))),
+                }
+            }
+            Action::Event { regarding, event, .. } => {
+                let ev = KubeEvent {
+                    type_: match event.severity {
+                        Severity::Normal => EventType::Normal,
+                        Severity::Warning => EventType::Warning,
+                    },
+                    reason: event.reason.clone(),
+                    note: Some(event.note.clone()),
+                    action: "Allocate".into(),
+                    secondary: None,
+                };
+                // An Event lost is not worth a retry of the whole Service.
+                self.recorder.publish(&ev, regarding).await.map_err(|e| (e, None))
+            }
+            Action::PatchConfigStatus { kind, name, patch } => {
+                let r = match kind {
+                    ConfigKind::Pool => self.patch_status::<IPAddressPool>(name, patch, &pp).await,
+                    ConfigKind::L2Advertisement => self.patch_status::<L2Advertisement>(name, patch, &pp).await,
+                    ConfigKind::BgpAdvertisement => self.patch_status::<BGPAdvertisement>(name, patch, &pp).await,
+                    ConfigKind::BgpPeer => self.patch_status::<BGPPeer>(name, patch, &pp).await,
+                    ConfigKind::BfdProfile => self.patch_status::<BFDProfile>(name, patch, &pp).await,
+                    ConfigKind::Community => self.patch_status::<Community>(name, patch, &pp).await,
+                };
+                match r {
+                    Ok(()) => Ok(()),
+                    Err(e) if not_found(&e) => Ok(()),
+                    Err(e) => Err((e, Some(Msg::RetryConfig(*kind, name.clone())))),
+                }
+            }
+        }
+    }
+
+    async fn patch_status<K>(&self, name: &str, patch: &serde_json::Value, pp: &PatchParams) -> Result<(), kube::Error>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.patch_status(name, pp, &Patch::Merge(patch)).await.map(|_| ())
+    }
+}
