@@ -1,0 +1,8 @@
+//! ferrolb lab: network-namespace topology, the in-memory Kubernetes API server (a test
+//! component, not a product part), cluster emulation, the failover benchmark and the
+//! end-to-end suite.
+
+pub mod apiserver;
+pub mod cluster;
+pub mod failover;
+pub mod lab;
