@@ -1,72 +1,22 @@
 //! Allocator benchmark: 10,000 allocations in a /16 IPv4 and a /64 IPv6 pool, a restart
 //! rebuilding 10,000 assignments, and release/allocate churn. Prints a Markdown report
 //! and writes it to `target/bench-reports/allocator.md`. Memory: peak heap bytes from a
-//! counting global allocator, and the process's VmHWM.
+//! counting global allocator (`peak_alloc`), and the process's VmHWM.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrolb_config::ipset::{Family, parse_pool_entry};
 use ferrolb_config::pool::{Pool, PoolPolicy};
 use ferrolb_config::service::{IpFamilyPolicy, LbRequest, PortKey, Protocol, TrafficPolicy};
 use ferrolb_controller::allocator::{Allocator, ServiceKey, ServiceRequest};
+use peak_alloc::PeakAlloc;
 
-/// Counts live and peak heap bytes on top of the system allocator.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grow(n: usize) {
-    let now = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged and
-// only updates counters; it upholds `GlobalAlloc`'s contract exactly as `System` does.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same layout contract as the caller's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same layout contract as the caller's.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grow(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            grow(new_size);
-        }
-        p
-    }
-}
-
+/// Live and peak heap bytes, counted by `peak_alloc` on top of the system allocator.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: PeakAlloc = PeakAlloc;
 
 const N: usize = 10_000;
 const REPS: usize = 5;
@@ -143,10 +93,10 @@ where
     let mut peak = 0;
     for _ in 0..REPS {
         let input = setup();
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = GLOBAL.current_usage();
+        GLOBAL.reset_peak_usage();
         times.push(f(input));
-        peak = peak.max(PEAK.load(Ordering::Relaxed).saturating_sub(base));
+        peak = peak.max(GLOBAL.peak_usage().saturating_sub(base));
     }
     (median(times), peak)
 }
@@ -278,9 +228,9 @@ fn main() {
     });
 
     // Retained size of the state for 10k Services.
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = GLOBAL.current_usage();
     let held = allocate_all(v4_pools(), &v4_reqs);
-    let retained = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let retained = GLOBAL.current_usage().saturating_sub(before);
     drop(black_box(held));
 
     let mut out = String::new();
