@@ -20,6 +20,22 @@
 //!   allocator is rebuilt from Service status on restart, so a delete missed while the
 //!   controller was down cannot leak an address, and a re-list drops vanished Services.
 //! - Pending Services are retried whenever an address is freed or the pools change.
+//!
+//! # Writes
+//! The pool annotation goes by merge patch on the Service, addresses and the condition by
+//! merge patch on its status subresource, Events through kube's `Recorder`
+//! (events.k8s.io/v1); each only when it differs from what the object carries. Event
+//! spam is avoided by announcing a failure once per (reason, message).
+//!
+//! # High availability
+//! With [`Options::leader_election`], replicas compete for a Lease (`kube-lease-manager`).
+//! Every replica runs the watches, so a standby's caches stay warm, but only the holder
+//! decides and writes. On takeover the new leader re-lists Services (its watch may lag
+//! behind the previous leader's last writes; older watch copies are then ignored by
+//! `resourceVersion`) and runs the initial load again, so no address moves. A leader that
+//! stops releases the Lease at once; one that dies is replaced when the Lease expires.
+//! As with any Lease-based election, a leader cut off from the API server may still
+//! finish an in-flight write after its Lease expired.
 
 pub mod state;
 pub mod status;
@@ -29,6 +45,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
@@ -37,11 +55,11 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
-use kube::runtime::WatchStreamExt;
-use kube::Client;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -62,6 +80,33 @@ pub struct Options {
     pub instance: Option<String>,
     /// Writes in flight at once.
     pub concurrency: usize,
+    /// Lease-based leader election; `None`: this replica always leads (single replica).
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Leader election by a `coordination.k8s.io/v1` Lease in the controller's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// Identity of this replica (unique among replicas, e.g. the pod name).
+    pub identity: String,
+    /// Seconds a lease stays valid after its last renewal.
+    pub duration_secs: u64,
+    /// Seconds before expiry at which the holder renews (less than `duration_secs`).
+    pub grace_secs: u64,
+}
+
+impl LeaderElection {
+    /// Lease `ferrolb-controller` held by `identity`, 15 s validity renewed 5 s early.
+    pub fn new(identity: impl Into<String>) -> LeaderElection {
+        LeaderElection {
+            lease_name: MANAGER.into(),
+            identity: identity.into(),
+            duration_secs: 15,
+            grace_secs: 5,
+        }
+    }
 }
 
 impl Options {
@@ -72,6 +117,7 @@ impl Options {
             lb_class: None,
             instance: None,
             concurrency: 32,
+            leader_election: None,
         }
     }
 }
@@ -80,6 +126,8 @@ impl Options {
 #[derive(Debug, Clone, Default)]
 pub struct Handle {
     ready: Arc<AtomicBool>,
+    leader: Arc<AtomicBool>,
+    synced: Arc<AtomicBool>,
 }
 
 impl Handle {
@@ -88,9 +136,20 @@ impl Handle {
         Handle::default()
     }
 
-    /// Whether the initial load is done (for `/readyz`).
+    /// Whether the initial load is done: this replica leads and decides.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether this replica holds the lease (always true without leader election).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Whether every watch has listed once (a standby with warm caches), for `/readyz` of
+    /// a standby replica.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
     }
 }
 
@@ -114,11 +173,18 @@ struct Relist {
 
 const WATCHES: usize = 2 + ConfigKind::ALL.len();
 
+/// Objects per page of the initial lists.
+const LIST_PAGE_SIZE: u32 = 5_000;
+
 fn watch_all<K>(api: Api<K>) -> BoxStream<'static, Result<WatchEvent<K>, watcher::Error>>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    watcher::watcher(api, watcher::Config::default()).default_backoff().boxed()
+    // Larger pages than the default 500: a restart with 10k Services lists in a few round
+    // trips instead of twenty.
+    watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE))
+        .default_backoff()
+        .boxed()
 }
 
 fn config_stream<K>(
@@ -165,6 +231,7 @@ pub async fn run(
     handle: Handle,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let ns = opts.namespace.clone();
     let mut streams: SelectAll<BoxStream<'static, Msg>> = SelectAll::new();
     streams.push(
@@ -183,7 +250,12 @@ pub async fn run(
             })
             .boxed(),
     );
-    streams.push(config_stream::<IPAddressPool>(&client, &ns, ConfigKind::Pool, ConfigObject::Pool));
+    streams.push(config_stream::<IPAddressPool>(
+        &client,
+        &ns,
+        ConfigKind::Pool,
+        ConfigObject::Pool,
+    ));
     streams.push(config_stream::<L2Advertisement>(
         &client,
         &ns,
@@ -196,9 +268,24 @@ pub async fn run(
         ConfigKind::BgpAdvertisement,
         ConfigObject::BgpAdvertisement,
     ));
-    streams.push(config_stream::<BGPPeer>(&client, &ns, ConfigKind::BgpPeer, ConfigObject::BgpPeer));
-    streams.push(config_stream::<BFDProfile>(&client, &ns, ConfigKind::BfdProfile, ConfigObject::BfdProfile));
-    streams.push(config_stream::<Community>(&client, &ns, ConfigKind::Community, ConfigObject::Community));
+    streams.push(config_stream::<BGPPeer>(
+        &client,
+        &ns,
+        ConfigKind::BgpPeer,
+        ConfigObject::BgpPeer,
+    ));
+    streams.push(config_stream::<BFDProfile>(
+        &client,
+        &ns,
+        ConfigKind::BfdProfile,
+        ConfigObject::BfdProfile,
+    ));
+    streams.push(config_stream::<Community>(
+        &client,
+        &ns,
+        ConfigKind::Community,
+        ConfigObject::Community,
+    ));
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Msg>();
 
     let writer = Writer {
@@ -218,17 +305,68 @@ pub async fn run(
         lb_class: opts.lb_class.clone(),
     });
     let mut relist = Relist::default();
+    let (mut leader_rx, lease_task) = match &opts.leader_election {
+        Some(le) => {
+            let manager =
+                kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+                    .with_namespace(ns.clone())
+                    .with_identity(le.identity.clone())
+                    .with_duration(le.duration_secs)
+                    .with_grace(le.grace_secs)
+                    .build()
+                    .await
+                    .context("setting up the leader-election Lease")?;
+            let (rx, task) = manager.watch().await;
+            (Some(rx), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut leading = leader_rx.is_none();
+    handle.leader.store(leading, Ordering::Release);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let first = tokio::select! {
             _ = &mut shutdown => break,
             m = streams.next() => match m {
-                Some(m) => m,
+                Some(m) => Some(m),
                 None => anyhow::bail!("every watch stream ended"),
             },
-            Some(m) = retry_rx.recv() => m,
+            Some(m) = retry_rx.recv() => Some(m),
+            changed = async {
+                match leader_rx.as_mut() {
+                    Some(rx) => rx.changed().await.map(|()| *rx.borrow_and_update()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                let now_leader = changed.map_err(|_| anyhow::anyhow!("the lease manager stopped"))?;
+                if now_leader != leading {
+                    leading = now_leader;
+                    handle.leader.store(leading, Ordering::Release);
+                    if leading {
+                        tracing::info!("acquired the lease; taking over");
+                        // A fresh consistent list: the caches may lag behind the last
+                        // writes of the previous leader.
+                        match Api::<Service>::all(client.clone()).list(&Default::default()).await {
+                            Ok(list) => {
+                                for svc in list.items {
+                                    state.apply_service(svc);
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "listing Services at takeover failed; using the watch cache"),
+                        }
+                        state.take_over();
+                    } else {
+                        tracing::warn!("lost the lease; standing by");
+                        handle.ready.store(false, Ordering::Release);
+                        state.stand_down();
+                    }
+                }
+                None
+            }
         };
-        handle_msg(&mut state, &mut relist, first);
+        if let Some(m) = first {
+            handle_msg(&mut state, &mut relist, m);
+        }
         // Drain what is already there, so a burst becomes one batch.
         for _ in 0..4096 {
             let next = match streams.next().now_or_never() {
@@ -240,10 +378,26 @@ pub async fn run(
                 None => break,
             }
         }
+        if relist.synced.len() == WATCHES && !handle.is_synced() {
+            handle.synced.store(true, Ordering::Release);
+            tracing::info!(
+                since_start_ms = started.elapsed().as_millis() as u64,
+                "every watch listed"
+            );
+        }
+        if !leading {
+            continue;
+        }
+        let step_started = std::time::Instant::now();
         let actions = state.step(&now());
         if state.initial_load_done() && !handle.is_ready() {
             handle.ready.store(true, Ordering::Release);
-            tracing::info!(pending = state.pending().len(), "initial load done; controller ready");
+            tracing::info!(
+                pending = state.pending().len(),
+                since_start_ms = started.elapsed().as_millis() as u64,
+                initial_load_ms = step_started.elapsed().as_millis() as u64,
+                "initial load done; controller ready"
+            );
         }
         if !actions.is_empty() {
             for failed in writer.execute(actions).await {
@@ -253,6 +407,19 @@ pub async fn run(
                     let _ = tx.send(failed);
                 });
             }
+        }
+    }
+    handle.ready.store(false, Ordering::Release);
+    handle.leader.store(false, Ordering::Release);
+    // Dropping the receiver makes the lease task release the Lease, so a standby takes
+    // over at once instead of waiting for the lease to expire.
+    drop(leader_rx);
+    if let Some(task) = lease_task {
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("lease released"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "releasing the lease failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
+            Err(_) => tracing::warn!("releasing the lease timed out"),
         }
     }
     tracing::info!("reconciler stopped");
@@ -276,7 +443,9 @@ fn handle_msg(state: &mut State, relist: &mut Relist, msg: Msg) {
         },
         Msg::Namespace(ev) => match ev {
             WatchEvent::Apply(n) => state.apply_namespace(&n),
-            WatchEvent::Delete(n) => state.delete_namespace(n.metadata.name.as_deref().unwrap_or_default()),
+            WatchEvent::Delete(n) => {
+                state.delete_namespace(n.metadata.name.as_deref().unwrap_or_default())
+            }
             WatchEvent::Init => relist.namespaces = Some(Vec::new()),
             WatchEvent::InitApply(n) => relist.namespaces.get_or_insert_with(Vec::new).push(n),
             WatchEvent::InitDone => {
@@ -363,7 +532,9 @@ impl Writer {
                     Err(e) => Err((e, Some(Msg::Retry(key.clone())))),
                 }
             }
-            Action::Event { regarding, event, .. } => {
+            Action::Event {
+                regarding, event, ..
+            } => {
                 let ev = KubeEvent {
                     type_: match event.severity {
                         Severity::Normal => EventType::Normal,
@@ -375,15 +546,25 @@ impl Writer {
                     secondary: None,
                 };
                 // An Event lost is not worth a retry of the whole Service.
-                self.recorder.publish(&ev, regarding).await.map_err(|e| (e, None))
+                self.recorder
+                    .publish(&ev, regarding)
+                    .await
+                    .map_err(|e| (e, None))
             }
             Action::PatchConfigStatus { kind, name, patch } => {
                 let r = match kind {
                     ConfigKind::Pool => self.patch_status::<IPAddressPool>(name, patch, &pp).await,
-                    ConfigKind::L2Advertisement => self.patch_status::<L2Advertisement>(name, patch, &pp).await,
-                    ConfigKind::BgpAdvertisement => self.patch_status::<BGPAdvertisement>(name, patch, &pp).await,
+                    ConfigKind::L2Advertisement => {
+                        self.patch_status::<L2Advertisement>(name, patch, &pp).await
+                    }
+                    ConfigKind::BgpAdvertisement => {
+                        self.patch_status::<BGPAdvertisement>(name, patch, &pp)
+                            .await
+                    }
                     ConfigKind::BgpPeer => self.patch_status::<BGPPeer>(name, patch, &pp).await,
-                    ConfigKind::BfdProfile => self.patch_status::<BFDProfile>(name, patch, &pp).await,
+                    ConfigKind::BfdProfile => {
+                        self.patch_status::<BFDProfile>(name, patch, &pp).await
+                    }
                     ConfigKind::Community => self.patch_status::<Community>(name, patch, &pp).await,
                 };
                 match r {
@@ -395,7 +576,12 @@ impl Writer {
         }
     }
 
-    async fn patch_status<K>(&self, name: &str, patch: &serde_json::Value, pp: &PatchParams) -> Result<(), kube::Error>
+    async fn patch_status<K>(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+        pp: &PatchParams,
+    ) -> Result<(), kube::Error>
     where
         K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -403,6 +589,8 @@ impl Writer {
             + std::fmt::Debug,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.patch_status(name, pp, &Patch::Merge(patch)).await.map(|_| ())
+        api.patch_status(name, pp, &Patch::Merge(patch))
+            .await
+            .map(|_| ())
     }
 }

@@ -20,16 +20,21 @@ async fn new_service_gets_status_annotation_condition_and_event() {
     assert!(message.contains("10.0.0.0"), "{message}");
     assert_eq!(ingress(&server, "web"), vec!["10.0.0.0"]);
     let svc = get_service(&server, "web").expect("svc");
-    assert_eq!(svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"], "main");
-    wait("IPAllocated event", Duration::from_secs(10), || true).await;
+    assert_eq!(
+        svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"],
+        "main"
+    );
     let evs = events(&server, "web").await;
     assert!(
-        evs.iter().any(|(t, r, n)| t == "Normal" && r == "IPAllocated" && n.contains("10.0.0.0")),
+        evs.iter()
+            .any(|(t, r, n)| t == "Normal" && r == "IPAllocated" && n.contains("10.0.0.0")),
         "{evs:?}"
     );
     // Pool counters are exact decimal strings.
     wait("pool counters", Duration::from_secs(10), || {
-        get_pool(&server, "main").is_some_and(|p| p["status"]["assignedIPv4"] == "1" && p["status"]["availableIPv4"] == "3")
+        get_pool(&server, "main").is_some_and(|p| {
+            p["status"]["assignedIPv4"] == "1" && p["status"]["availableIPv4"] == "3"
+        })
     })
     .await;
     let p = get_pool(&server, "main").expect("pool");
@@ -38,12 +43,20 @@ async fn new_service_gets_status_annotation_condition_and_event() {
     // Nothing more is written once converged.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let patches = server.request_count("patch");
-    server.insert(service("web")).expect("same service again");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Re-inserting without status/annotation makes the controller restore them, nothing else.
-    wait_condition(&server, "web", "True").await;
-    assert_eq!(ingress(&server, "web"), vec!["10.0.0.0"]);
-    assert!(server.request_count("patch") >= patches);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.request_count("patch"),
+        patches,
+        "writes without a change"
+    );
+    // A Service whose status was wiped gets its own address back.
+    server
+        .insert(service("web"))
+        .expect("same service, no status");
+    wait("status restored", Duration::from_secs(20), || {
+        ingress(&server, "web") == vec!["10.0.0.0".to_owned()]
+    })
+    .await;
     ctl.stop().await;
     server.shutdown().await;
 }
@@ -88,12 +101,17 @@ async fn bad_input_stays_pending_with_reason_and_warning() {
         let name = obj["metadata"]["name"].as_str().expect("name");
         let (_, got, message) = wait_condition(&server, name, "False").await;
         assert_eq!(&got, reason, "{name}: {message}");
-        assert!(message.contains(needle), "{name}: `{message}` should name `{needle}`");
-        assert!(ingress(&server, name).is_empty(), "{name} must stay pending");
+        assert!(
+            message.contains(needle),
+            "{name}: `{message}` should name `{needle}`"
+        );
+        assert!(
+            ingress(&server, name).is_empty(),
+            "{name} must stay pending"
+        );
         let svc = get_service(&server, name).expect("svc");
         assert!(svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"].is_null());
     }
-    wait("warnings", Duration::from_secs(10), || true).await;
     for (obj, _, _) in &cases {
         let name = obj["metadata"]["name"].as_str().expect("name");
         let mut evs = Vec::new();
@@ -105,7 +123,8 @@ async fn bad_input_stays_pending_with_reason_and_warning() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            evs.iter().any(|(t, r, _)| t == "Warning" && r == "AllocationFailed"),
+            evs.iter()
+                .any(|(t, r, _)| t == "Warning" && r == "AllocationFailed"),
             "{name}: {evs:?}"
         );
     }
@@ -126,16 +145,28 @@ async fn invalid_config_keeps_last_good_and_marks_the_object() {
     server.insert(service("a")).expect("a");
     wait_condition(&server, "a", "True").await;
     // An overlapping pool makes the whole snapshot invalid.
-    server.insert(pool("bad", &["10.0.0.2/31", "10.9.0.0/30"])).expect("bad pool");
-    wait("Valid=False on the bad pool", Duration::from_secs(20), || {
-        get_pool(&server, "bad")
-            .and_then(|p| condition(&p, "Valid"))
-            .is_some_and(|c| c["status"] == "False")
-    })
+    server
+        .insert(pool("bad", &["10.0.0.2/31", "10.9.0.0/30"]))
+        .expect("bad pool");
+    wait(
+        "Valid=False on the bad pool",
+        Duration::from_secs(20),
+        || {
+            get_pool(&server, "bad")
+                .and_then(|p| condition(&p, "Valid"))
+                .is_some_and(|c| c["status"] == "False")
+        },
+    )
     .await;
     let c = condition(&get_pool(&server, "bad").expect("bad"), "Valid").expect("cond");
     assert_eq!(c["reason"], "ConfigurationError");
-    assert!(c["message"].as_str().expect("msg").contains("spec.addresses"), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .expect("msg")
+            .contains("spec.addresses"),
+        "{c}"
+    );
     // The last good configuration keeps running: new Services still get `good` addresses,
     // never one of the rejected pool's.
     server.insert(service("b")).expect("b");
@@ -145,7 +176,10 @@ async fn invalid_config_keeps_last_good_and_marks_the_object() {
     for n in ["b", "c", "d"] {
         wait_condition(&server, n, "True").await;
         let svc = get_service(&server, n).expect("svc");
-        assert_eq!(svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"], "good");
+        assert_eq!(
+            svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"],
+            "good"
+        );
     }
     let (_, reason, _) = wait_condition(&server, "e", "False").await;
     assert_eq!(reason, "PoolExhausted");
@@ -177,11 +211,53 @@ async fn deletion_frees_the_ip_for_a_pending_service() {
     let (_, reason, _) = wait_condition(&server, "second", "False").await;
     assert_eq!(reason, "PoolExhausted");
     let client = server.client().expect("client");
-    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client, "default");
-    api.delete("first", &Default::default()).await.expect("delete");
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client, "default");
+    api.delete("first", &Default::default())
+        .await
+        .expect("delete");
     // The only address leaves quarantine at once because the pool has no other free one.
     wait_condition(&server, "second", "True").await;
     assert_eq!(ingress(&server, "second"), vec!["10.0.0.7"]);
+    ctl.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pool_shrink_reallocates_with_clear_assignment() {
+    let server = server().await;
+    server.insert(pool("p", &["10.0.0.0/30"])).expect("pool");
+    let ctl = Controller::start(&server);
+    ctl.ready().await;
+    server.insert(service("a")).expect("a");
+    server.insert(service("b")).expect("b");
+    for n in ["a", "b"] {
+        wait_condition(&server, n, "True").await;
+    }
+    assert_eq!(ingress(&server, "a"), vec!["10.0.0.0"]);
+    assert_eq!(ingress(&server, "b"), vec!["10.0.0.1"]);
+    // The pool loses 10.0.0.0: `a` moves, `b` stays.
+    server
+        .insert(pool("p", &["10.0.0.1/32", "10.0.0.2/31"]))
+        .expect("shrink");
+    wait("a moved", Duration::from_secs(20), || {
+        ingress(&server, "a") == vec!["10.0.0.2".to_owned()]
+    })
+    .await;
+    assert_eq!(ingress(&server, "b"), vec!["10.0.0.1"]);
+    let mut evs = Vec::new();
+    for _ in 0..100 {
+        evs = events(&server, "a").await;
+        if evs.iter().any(|e| e.1 == "ClearAssignment") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        evs.iter()
+            .any(|e| e.1 == "ClearAssignment" && e.2.contains("10.0.0.0")),
+        "{evs:?}"
+    );
     ctl.stop().await;
     server.shutdown().await;
 }
@@ -235,12 +311,39 @@ async fn deprecated_annotation_warns_and_other_classes_are_ignored() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        evs.iter().any(|(t, r, n)| t == "Warning" && r == "DeprecatedAnnotation" && n.contains("ferrolb.io/address-pool")),
+        evs.iter().any(|(t, r, n)| t == "Warning"
+            && r == "DeprecatedAnnotation"
+            && n.contains("ferrolb.io/address-pool")),
         "{evs:?}"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(ingress(&server, "other").is_empty());
     assert!(ready_condition(&server, "other").is_none());
+    ctl.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespace_labels_select_pools() {
+    let server = server().await;
+    let mut p = pool("team", &["10.5.0.0/30"]);
+    p["spec"]["serviceAllocation"] = json!({
+        "priority": 1,
+        "namespaceSelectors": [{"matchLabels": {"team": "a"}}],
+    });
+    server.insert(p).expect("pool");
+    let ctl = Controller::start(&server);
+    ctl.ready().await;
+    server.insert(service("s")).expect("s");
+    let (_, reason, _) = wait_condition(&server, "s", "False").await;
+    assert_eq!(reason, "NoPool");
+    // Labelling the namespace makes the pool select the pending Service.
+    server
+        .insert(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "default", "labels": {"team": "a"}}}))
+        .expect("label namespace");
+    wait_condition(&server, "s", "True").await;
+    assert_eq!(ingress(&server, "s"), vec!["10.5.0.0"]);
     ctl.stop().await;
     server.shutdown().await;
 }

@@ -12,7 +12,7 @@ use ferrolb_config::error::ConfigError;
 use ferrolb_config::model::Config;
 use ferrolb_config::pool::Pool;
 use ferrolb_config::service::{Handling, ServiceView, parse_service};
-use ferrolb_crds::annotations::CONDITION_LB_READY;
+use ferrolb_crds::annotations::{self as ann, CONDITION_LB_READY};
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
@@ -119,7 +119,13 @@ impl ConfigObject {
     }
 
     /// What a configuration build depends on: uid, generation (spec) and labels.
-    fn fingerprint(&self) -> (Option<String>, Option<i64>, Option<BTreeMap<String, String>>) {
+    fn fingerprint(
+        &self,
+    ) -> (
+        Option<String>,
+        Option<i64>,
+        Option<BTreeMap<String, String>>,
+    ) {
         let m = self.meta();
         (m.uid.clone(), m.generation, m.labels.clone())
     }
@@ -323,11 +329,51 @@ impl State {
         self.synced = true;
     }
 
-    /// A Service was added or changed.
+    /// A Service was added or changed. A copy older than the one held (by numeric
+    /// `resourceVersion`, e.g. a watch event overtaken by a fresh list) is ignored.
     pub fn apply_service(&mut self, svc: Service) {
         let key = service_key(&svc);
+        let rv = |s: &Service| {
+            s.metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(old), Some(new)) = (self.services.get(&key).and_then(rv), rv(&svc))
+            && new < old
+        {
+            return;
+        }
         self.dirty.insert(key.clone());
         self.services.insert(key, svc);
+    }
+
+    /// This replica became the leader: the allocator is rebuilt from the Services' status
+    /// (the initial load runs again on the next [`State::step`]), so a standby that kept
+    /// its caches warm takes over without moving an address.
+    pub fn take_over(&mut self) {
+        let pools: Vec<Pool> = self
+            .config
+            .as_ref()
+            .map(|c| c.pools.values().cloned().collect())
+            .unwrap_or_default();
+        self.allocator = Allocator::new(pools);
+        self.last_free_generation = self.allocator.free_generation();
+        self.initial_load_done = false;
+        self.known.clear();
+        self.pending.clear();
+        self.notices.clear();
+        self.announced_failures.clear();
+        self.config_written.clear();
+        self.dirty.extend(self.services.keys().cloned());
+    }
+
+    /// This replica lost the leadership: it stops deciding until [`State::take_over`].
+    pub fn stand_down(&mut self) {
+        self.initial_load_done = false;
+        self.allocator = Allocator::new(Vec::<Pool>::new());
+        self.config = None;
+        self.config_dirty = true;
     }
 
     /// A Service was deleted: its addresses are released from the in-memory allocator
@@ -340,7 +386,8 @@ impl State {
 
     /// A watch re-listed every Service: objects missing from `all` were deleted.
     pub fn replace_services(&mut self, all: Vec<Service>) {
-        let new: BTreeMap<ServiceKey, Service> = all.into_iter().map(|s| (service_key(&s), s)).collect();
+        let new: BTreeMap<ServiceKey, Service> =
+            all.into_iter().map(|s| (service_key(&s), s)).collect();
         for k in self.services.keys() {
             if !new.contains_key(k) {
                 self.dirty.insert(k.clone());
@@ -370,7 +417,12 @@ impl State {
     /// A watch re-listed every Namespace.
     pub fn replace_namespaces(&mut self, all: &[Namespace]) {
         let names: BTreeSet<String> = all.iter().filter_map(|n| n.metadata.name.clone()).collect();
-        let gone: Vec<String> = self.namespaces.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        let gone: Vec<String> = self
+            .namespaces
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
         for n in gone {
             self.delete_namespace(&n);
         }
@@ -408,7 +460,11 @@ impl State {
 
     /// A configuration object was deleted.
     pub fn delete_config(&mut self, kind: ConfigKind, name: &str) {
-        if self.config_objects.remove(&(kind, name.to_owned())).is_some() {
+        if self
+            .config_objects
+            .remove(&(kind, name.to_owned()))
+            .is_some()
+        {
             self.config_dirty = true;
         }
         self.config_written.remove(&(kind, name.to_owned()));
@@ -471,7 +527,10 @@ impl State {
         match build(&self.resources(), &opts) {
             Ok(config) => {
                 self.config_errors.clear();
-                let changed = self.config.as_ref().is_none_or(|old| old.pools != config.pools);
+                let changed = self
+                    .config
+                    .as_ref()
+                    .is_none_or(|old| old.pools != config.pools);
                 self.config = Some(config);
                 changed
             }
@@ -511,11 +570,14 @@ impl State {
                     ips_text(&ev.lost),
                     ev.previous.pool
                 );
-                self.notices.entry(ev.key.clone()).or_default().push(EventSpec {
-                    severity: Severity::Normal,
-                    reason: reasons::CLEAR_ASSIGNMENT.into(),
-                    note,
-                });
+                self.notices
+                    .entry(ev.key.clone())
+                    .or_default()
+                    .push(EventSpec {
+                        severity: Severity::Normal,
+                        reason: reasons::CLEAR_ASSIGNMENT.into(),
+                        note,
+                    });
             }
             // Pools may now select Services differently: everything is looked at again.
             self.dirty.extend(self.services.keys().cloned());
@@ -549,7 +611,9 @@ impl State {
         let mut restored = 0usize;
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         for k in &keys {
-            let Some(svc) = self.services.get(k) else { continue };
+            let Some(svc) = self.services.get(k) else {
+                continue;
+            };
             let view = parse_service(svc, lb_class.as_deref());
             if view.handling == Handling::Managed && !view.current.ips.is_empty() {
                 self.restore(&view);
@@ -557,7 +621,11 @@ impl State {
             }
             self.known.insert(k.clone());
         }
-        tracing::info!(services = keys.len(), restored, "initial load: status addresses restored");
+        tracing::info!(
+            services = keys.len(),
+            restored,
+            "initial load: status addresses restored"
+        );
         self.dirty.extend(keys);
     }
 
@@ -568,19 +636,25 @@ impl State {
     }
 
     fn restore(&mut self, view: &ServiceView) {
-        let Some(req) = self.request_of(view) else { return };
+        let Some(req) = self.request_of(view) else {
+            return;
+        };
         let out = self.allocator.restore(&req, &view.current.ips);
         for r in out.rejected {
-            self.notices.entry(req.key.clone()).or_default().push(EventSpec {
-                severity: Severity::Normal,
-                reason: reasons::CLEAR_ASSIGNMENT.into(),
-                note: format!("dropping {}: {}", r.ip, r.error.message),
-            });
+            self.notices
+                .entry(req.key.clone())
+                .or_default()
+                .push(EventSpec {
+                    severity: Severity::Normal,
+                    reason: reasons::CLEAR_ASSIGNMENT.into(),
+                    note: format!("dropping {}: {}", r.ip, r.error.message),
+                });
         }
     }
 
     fn converge(&mut self, key: &ServiceKey, now: &Time, actions: &mut Vec<Action>) {
-        let Some(svc) = self.services.get(key).cloned() else {
+        // Taken out and put back so that `self` stays borrowable without a clone.
+        let Some(svc) = self.services.remove(key) else {
             // Deleted: release, nothing to write.
             if let Some(r) = self.allocator.release(key) {
                 tracing::info!(service = %key, ips = %ips_text(&r.allocation.ips), "service deleted; addresses released");
@@ -592,7 +666,18 @@ impl State {
             self.warned.remove(key);
             return;
         };
-        let view = parse_service(&svc, self.opts.lb_class.as_deref());
+        self.converge_present(key, &svc, now, actions);
+        self.services.insert(key.clone(), svc);
+    }
+
+    fn converge_present(
+        &mut self,
+        key: &ServiceKey,
+        svc: &Service,
+        now: &Time,
+        actions: &mut Vec<Action>,
+    ) {
+        let view = parse_service(svc, self.opts.lb_class.as_deref());
         let first_time = self.known.insert(key.clone());
         let mut events: Vec<EventSpec> = self.notices.remove(key).unwrap_or_default();
         let target = match &view.handling {
@@ -600,7 +685,13 @@ impl State {
                 self.pending.remove(key);
                 self.announced_failures.remove(key);
                 let released = self.allocator.release(key);
-                let ours = view.current.pool.is_some()
+                // Only our own marks count: a `metallb.io/` pool annotation belongs to
+                // another implementation that may still manage the Service.
+                let ours = svc
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(&ann::key(ann::IP_ALLOCATED_FROM_POOL)))
                     || svc
                         .status
                         .as_ref()
@@ -627,14 +718,17 @@ impl State {
                 }
             }
             Handling::Managed => {
-                if first_time && !view.current.ips.is_empty() && self.allocator.allocation(key).is_none() {
+                if first_time
+                    && !view.current.ips.is_empty()
+                    && self.allocator.allocation(key).is_none()
+                {
                     self.restore(&view);
                     events.extend(self.notices.remove(key).unwrap_or_default());
                 }
-                self.managed_target(&view, &svc, &mut events)
+                self.managed_target(&view, svc, &mut events)
             }
         };
-        let (meta, status) = service_patches(&svc, &target, now);
+        let (meta, status) = service_patches(svc, &target, now);
         if meta.is_none() && status.is_none() && events.is_empty() {
             return;
         }
@@ -674,7 +768,14 @@ impl State {
         }
     }
 
-    fn fail(&mut self, key: &ServiceKey, reason: &str, message: String, generation: Option<i64>, events: &mut Vec<EventSpec>) -> ServiceTarget {
+    fn fail(
+        &mut self,
+        key: &ServiceKey,
+        reason: &str,
+        message: String,
+        generation: Option<i64>,
+        events: &mut Vec<EventSpec>,
+    ) -> ServiceTarget {
         if let Some(r) = self.allocator.release(key) {
             events.push(EventSpec {
                 severity: Severity::Normal,
@@ -709,21 +810,42 @@ impl State {
         }
     }
 
-    fn managed_target(&mut self, view: &ServiceView, svc: &Service, events: &mut Vec<EventSpec>) -> ServiceTarget {
+    fn managed_target(
+        &mut self,
+        view: &ServiceView,
+        svc: &Service,
+        events: &mut Vec<EventSpec>,
+    ) -> ServiceTarget {
         let key = ServiceKey::new(view.namespace.clone(), view.name.clone());
         let generation = svc.metadata.generation;
         let req = match &view.request {
             Err(errors) => {
                 let msg: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                return self.fail(&key, REASON_INVALID_REQUEST, msg.join("; "), generation, events);
+                return self.fail(
+                    &key,
+                    REASON_INVALID_REQUEST,
+                    msg.join("; "),
+                    generation,
+                    events,
+                );
             }
             Ok(_) => match self.request_of(view) {
                 Some(r) => r,
-                None => return self.fail(&key, REASON_INVALID_REQUEST, "request did not parse".into(), generation, events),
+                None => {
+                    return self.fail(
+                        &key,
+                        REASON_INVALID_REQUEST,
+                        "request did not parse".into(),
+                        generation,
+                        events,
+                    );
+                }
             },
         };
         match self.allocator.allocate(&req) {
-            Err(AllocError { reason, message }) => self.fail(&key, reason.as_str(), message, generation, events),
+            Err(AllocError { reason, message }) => {
+                self.fail(&key, reason.as_str(), message, generation, events)
+            }
             Ok(out) => {
                 self.pending.remove(&key);
                 self.announced_failures.remove(&key);
@@ -738,7 +860,11 @@ impl State {
                     Change::ToppedUp => events.push(EventSpec {
                         severity: Severity::Normal,
                         reason: reasons::IP_ALLOCATED.into(),
-                        note: format!("Assigned additional IP; now {} from pool `{}`", ips_text(&a.ips), a.pool),
+                        note: format!(
+                            "Assigned additional IP; now {} from pool `{}`",
+                            ips_text(&a.ips),
+                            a.pool
+                        ),
                     }),
                     Change::Replaced { previous } => {
                         events.push(EventSpec {
@@ -753,7 +879,11 @@ impl State {
                         events.push(EventSpec {
                             severity: Severity::Normal,
                             reason: reasons::IP_ALLOCATED.into(),
-                            note: format!("Assigned IP {} from pool `{}`", ips_text(&a.ips), a.pool),
+                            note: format!(
+                                "Assigned IP {} from pool `{}`",
+                                ips_text(&a.ips),
+                                a.pool
+                            ),
                         });
                     }
                 }
@@ -799,7 +929,13 @@ impl State {
                     reason: REASON_CONFIGURATION_ERROR.into(),
                     message: errs
                         .iter()
-                        .map(|e| if e.field.is_empty() { e.reason.clone() } else { format!("{}: {}", e.field, e.reason) })
+                        .map(|e| {
+                            if e.field.is_empty() {
+                                e.reason.clone()
+                            } else {
+                                format!("{}: {}", e.field, e.reason)
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join("; "),
                     observed_generation: generation,
@@ -814,7 +950,7 @@ impl State {
                 // Another object broke the snapshot: this one keeps its last condition.
                 None => None,
             };
-            let pool_counters = if *kind == ConfigKind::Pool && build_ok {
+            let pool_counters = if *kind == ConfigKind::Pool {
                 counters.get(name).map(|c| {
                     BTreeMap::from([
                         ("assignedIPv4", c.v4.assigned.to_string()),
@@ -826,7 +962,12 @@ impl State {
             } else {
                 None
             };
-            if let Some(patch) = config_status_patch(&obj.status_json(), valid.as_ref(), pool_counters.as_ref(), now) {
+            if let Some(patch) = config_status_patch(
+                &obj.status_json(),
+                valid.as_ref(),
+                pool_counters.as_ref(),
+                now,
+            ) {
                 // The watch echo may lag behind: do not repeat an identical write.
                 let k = (*kind, name.clone());
                 if self.config_written.get(&k) == Some(&patch) {
@@ -840,5 +981,216 @@ impl State {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_000).expect("time"))
+    }
+
+    fn pool(name: &str, addrs: &[&str]) -> ConfigObject {
+        ConfigObject::Pool(
+            serde_json::from_value(json!({
+                "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {"name": name, "namespace": "ferrolb-system", "generation": 1},
+                "spec": {"addresses": addrs},
+            }))
+            .expect("pool"),
+        )
+    }
+
+    fn svc(name: &str, status_ip: Option<&str>) -> Service {
+        let mut v = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]},
+        });
+        if let Some(ip) = status_ip {
+            v["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+        }
+        serde_json::from_value(v).expect("service")
+    }
+
+    fn state() -> State {
+        State::new(StateOptions {
+            namespace: "ferrolb-system".into(),
+            lb_class: None,
+        })
+    }
+
+    fn status_ips(actions: &[Action], name: &str) -> Option<Value> {
+        actions.iter().find_map(|a| match a {
+            Action::PatchServiceStatus { key, patch } if key.name == name => {
+                Some(patch["status"]["loadBalancer"]["ingress"].clone())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn nothing_is_decided_before_sync() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.0/30"]));
+        s.apply_service(svc("a", None));
+        assert!(s.step(&now()).is_empty());
+        assert!(!s.initial_load_done());
+        s.mark_synced();
+        let actions = s.step(&now());
+        assert!(s.initial_load_done());
+        assert_eq!(status_ips(&actions, "a"), Some(json!([{"ip": "10.0.0.0"}])));
+    }
+
+    #[test]
+    fn initial_load_restores_before_allocating() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.0/30"]));
+        // `a` sorts first and would get .0 lowest-first; `z` already holds it.
+        s.apply_service(svc("a", None));
+        s.apply_service(svc("z", Some("10.0.0.0")));
+        s.mark_synced();
+        let actions = s.step(&now());
+        assert_eq!(status_ips(&actions, "a"), Some(json!([{"ip": "10.0.0.1"}])));
+        // `z` already carries its address: only the annotation and condition are written.
+        assert_eq!(status_ips(&actions, "z"), Some(Value::Null));
+        let z = s
+            .allocator()
+            .allocation(&ServiceKey::new("default", "z"))
+            .expect("z");
+        assert_eq!(
+            z.ips,
+            vec!["10.0.0.0".parse::<std::net::IpAddr>().expect("ip")]
+        );
+    }
+
+    #[test]
+    fn invalid_config_keeps_the_last_good_one() {
+        let mut s = state();
+        s.apply_config(pool("good", &["10.0.0.0/31"]));
+        s.mark_synced();
+        s.step(&now());
+        let mut bad = pool("bad", &["10.0.0.1/32"]);
+        if let ConfigObject::Pool(p) = &mut bad {
+            p.metadata.generation = Some(3);
+        }
+        s.apply_config(bad);
+        let actions = s.step(&now());
+        assert!(!s.config_errors().is_empty());
+        let marked = actions.iter().any(|a| {
+            matches!(a,
+            Action::PatchConfigStatus { kind: ConfigKind::Pool, name, patch }
+                if name == "bad" && patch["status"]["conditions"][0]["status"] == "False")
+        });
+        assert!(marked, "{actions:?}");
+        // The running pools are still the good ones.
+        let names: Vec<&str> = s.allocator().pools().map(|p| p.name()).collect();
+        assert_eq!(names, vec!["good"]);
+        s.apply_service(svc("x", None));
+        let actions = s.step(&now());
+        assert_eq!(status_ips(&actions, "x"), Some(json!([{"ip": "10.0.0.0"}])));
+    }
+
+    #[test]
+    fn deletion_retries_pending_services() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.9/32"]));
+        s.apply_service(svc("a", None));
+        s.mark_synced();
+        s.step(&now());
+        s.apply_service(svc("b", None));
+        let actions = s.step(&now());
+        assert!(s.pending().contains(&ServiceKey::new("default", "b")));
+        let failed = actions.iter().any(|a| matches!(a,
+            Action::Event { event, .. } if event.reason == reasons::ALLOCATION_FAILED && event.severity == Severity::Warning));
+        assert!(failed, "{actions:?}");
+        // The same failure again announces nothing new.
+        s.mark_dirty(ServiceKey::new("default", "b"));
+        assert!(
+            !s.step(&now())
+                .iter()
+                .any(|a| matches!(a, Action::Event { .. }))
+        );
+        s.delete_service(&ServiceKey::new("default", "a"));
+        let actions = s.step(&now());
+        assert_eq!(status_ips(&actions, "b"), Some(json!([{"ip": "10.0.0.9"}])));
+        assert!(s.pending().is_empty());
+    }
+
+    #[test]
+    fn takeover_rebuilds_from_status() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.0/30"]));
+        s.apply_service(svc("b", Some("10.0.0.2")));
+        s.mark_synced();
+        s.step(&now());
+        s.stand_down();
+        s.take_over();
+        s.apply_service(svc("a", None));
+        let actions = s.step(&now());
+        assert_eq!(status_ips(&actions, "a"), Some(json!([{"ip": "10.0.0.0"}])));
+        let b = s
+            .allocator()
+            .allocation(&ServiceKey::new("default", "b"))
+            .expect("b");
+        assert_eq!(
+            b.ips,
+            vec!["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
+        );
+    }
+
+    #[test]
+    fn other_implementations_services_are_left_alone() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.0/30"]));
+        let mut foreign: Service = svc("m", Some("192.168.9.9"));
+        foreign.spec.as_mut().expect("spec").load_balancer_class = Some("metallb".into());
+        foreign.metadata.annotations = Some(
+            [(
+                "metallb.io/ip-allocated-from-pool".to_owned(),
+                "x".to_owned(),
+            )]
+            .into(),
+        );
+        s.apply_service(foreign.clone());
+        s.mark_synced();
+        let actions = s.step(&now());
+        assert!(
+            actions
+                .iter()
+                .all(|a| matches!(a, Action::PatchConfigStatus { .. })),
+            "{actions:?}"
+        );
+        // Our own leftovers on a Service that left our class are cleared.
+        foreign.metadata.annotations = Some(
+            [(
+                "ferrolb.io/ip-allocated-from-pool".to_owned(),
+                "p".to_owned(),
+            )]
+            .into(),
+        );
+        s.apply_service(foreign);
+        let actions = s.step(&now());
+        assert_eq!(status_ips(&actions, "m"), Some(Value::Null));
+    }
+
+    #[test]
+    fn older_resource_versions_are_ignored() {
+        let mut s = state();
+        let mut newer = svc("a", Some("10.0.0.1"));
+        newer.metadata.resource_version = Some("20".into());
+        let mut older = svc("a", None);
+        older.metadata.resource_version = Some("7".into());
+        s.apply_service(newer);
+        s.apply_service(older);
+        assert!(
+            s.services[&ServiceKey::new("default", "a")]
+                .status
+                .is_some()
+        );
     }
 }

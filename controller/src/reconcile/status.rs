@@ -52,7 +52,11 @@ impl CondSpec {
 
 /// `conditions` with the condition of `spec.type_` replaced by `spec`, or `None` when it is
 /// already there unchanged. The transition time is kept when the status did not flip.
-pub fn merge_condition(conditions: &[Condition], spec: &CondSpec, now: &Time) -> Option<Vec<Condition>> {
+pub fn merge_condition(
+    conditions: &[Condition],
+    spec: &CondSpec,
+    now: &Time,
+) -> Option<Vec<Condition>> {
     let old = conditions.iter().find(|c| c.type_ == spec.type_);
     if old.is_some_and(|c| spec.matches(c)) {
         return None;
@@ -92,8 +96,13 @@ pub struct ServiceTarget {
 
 /// The two patches that bring `svc` to `target` (merge patches on the main resource and
 /// on the status subresource); each `None` when that part is already right.
-pub fn service_patches(svc: &Service, target: &ServiceTarget, now: &Time) -> (Option<Value>, Option<Value>) {
-    let pool_key = ferrolb_crds::annotations::key(ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL);
+pub fn service_patches(
+    svc: &Service,
+    target: &ServiceTarget,
+    now: &Time,
+) -> (Option<Value>, Option<Value>) {
+    let pool_key =
+        ferrolb_crds::annotations::key(ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL);
     let current_pool = svc
         .metadata
         .annotations
@@ -106,21 +115,21 @@ pub fn service_patches(svc: &Service, target: &ServiceTarget, now: &Time) -> (Op
         None
     };
 
-    let status = svc.status.clone().unwrap_or_default();
-    let ingress = status
-        .load_balancer
-        .as_ref()
-        .and_then(|lb| lb.ingress.as_ref())
-        .cloned()
+    let status = svc.status.as_ref();
+    let ingress: &[_] = status
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
         .unwrap_or_default();
     let ingress_ok = ingress.len() == target.ips.len()
         && ingress.iter().zip(&target.ips).all(|(i, ip)| {
             i.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) == Some(*ip)
                 && i.hostname.is_none()
         });
-    let conditions = status.conditions.unwrap_or_default();
+    let conditions: &[Condition] = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let new_conditions = match &target.condition {
-        Some(spec) => merge_condition(&conditions, spec, now),
+        Some(spec) => merge_condition(conditions, spec, now),
         None if conditions.iter().any(|c| c.type_ == CONDITION_LB_READY) => Some(
             conditions
                 .iter()
@@ -135,12 +144,21 @@ pub fn service_patches(svc: &Service, target: &ServiceTarget, now: &Time) -> (Op
         let v = if target.ips.is_empty() {
             Value::Null
         } else {
-            Value::Array(target.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect())
+            Value::Array(
+                target
+                    .ips
+                    .iter()
+                    .map(|ip| json!({"ip": ip.to_string()}))
+                    .collect(),
+            )
         };
         st.insert("loadBalancer".into(), json!({ "ingress": v }));
     }
     if let Some(c) = new_conditions {
-        st.insert("conditions".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+        st.insert(
+            "conditions".into(),
+            serde_json::to_value(c).unwrap_or(Value::Null),
+        );
     }
     let status_patch = if st.is_empty() {
         None
@@ -173,7 +191,10 @@ pub fn config_status_patch(
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .unwrap_or_default();
         if let Some(c) = merge_condition(&conditions, spec, now) {
-            st.insert("conditions".into(), serde_json::to_value(c).unwrap_or(Value::Null));
+            st.insert(
+                "conditions".into(),
+                serde_json::to_value(c).unwrap_or(Value::Null),
+            );
         }
     }
     if st.is_empty() {
@@ -206,9 +227,8 @@ mod tests {
     fn svc_with(ips: &[&str], pool: Option<&str>, cond: Option<Condition>) -> Service {
         let mut s = Service::default();
         if let Some(p) = pool {
-            s.metadata.annotations = Some(
-                [("ferrolb.io/ip-allocated-from-pool".to_owned(), p.to_owned())].into(),
-            );
+            s.metadata.annotations =
+                Some([("ferrolb.io/ip-allocated-from-pool".to_owned(), p.to_owned())].into());
         }
         s.status = Some(ServiceStatus {
             load_balancer: Some(LoadBalancerStatus {
@@ -233,9 +253,15 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].last_transition_time, t(10));
         assert!(merge_condition(&first, &spec, &t(20)).is_none());
-        let changed = merge_condition(&first, &ready(true, "Allocated", "other"), &t(20)).expect("changed");
-        assert_eq!(changed[0].last_transition_time, t(10), "same status keeps the time");
-        let flipped = merge_condition(&first, &ready(false, "NoPool", "x"), &t(30)).expect("flipped");
+        let changed =
+            merge_condition(&first, &ready(true, "Allocated", "other"), &t(20)).expect("changed");
+        assert_eq!(
+            changed[0].last_transition_time,
+            t(10),
+            "same status keeps the time"
+        );
+        let flipped =
+            merge_condition(&first, &ready(false, "NoPool", "x"), &t(30)).expect("flipped");
         assert_eq!(flipped[0].last_transition_time, t(30));
         assert_eq!(flipped[0].status, "False");
     }
@@ -256,13 +282,19 @@ mod tests {
         // Wrong pool only.
         let wrong_pool = svc_with(&["10.0.0.1"], Some("b"), Some(cond.clone()));
         let (m, s) = service_patches(&wrong_pool, &target, &now);
-        assert_eq!(m, Some(json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "a"}}})));
+        assert_eq!(
+            m,
+            Some(json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "a"}}}))
+        );
         assert_eq!(s, None);
         // Wrong ip only.
         let wrong_ip = svc_with(&["10.0.0.2"], Some("a"), Some(cond));
         let (m, s) = service_patches(&wrong_ip, &target, &now);
         assert_eq!(m, None);
-        assert_eq!(s, Some(json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}})));
+        assert_eq!(
+            s,
+            Some(json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}}))
+        );
         // Clearing: null ingress, null annotation, condition removed.
         let clear = ServiceTarget {
             ips: vec![],
@@ -270,17 +302,29 @@ mod tests {
             condition: None,
         };
         let (m, s) = service_patches(&done, &clear, &now);
-        assert_eq!(m, Some(json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})));
-        assert_eq!(s, Some(json!({"status": {"loadBalancer": {"ingress": null}, "conditions": []}})));
+        assert_eq!(
+            m,
+            Some(json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}}))
+        );
+        assert_eq!(
+            s,
+            Some(json!({"status": {"loadBalancer": {"ingress": null}, "conditions": []}}))
+        );
         // Nothing to clear on a fresh Service.
-        assert_eq!(service_patches(&Service::default(), &clear, &now), (None, None));
+        assert_eq!(
+            service_patches(&Service::default(), &clear, &now),
+            (None, None)
+        );
     }
 
     #[test]
     fn config_status_patch_writes_only_differences() {
         let now = t(1);
-        let counters: BTreeMap<&'static str, String> =
-            [("assignedIPv4", "1".to_owned()), ("availableIPv4", "255".to_owned())].into();
+        let counters: BTreeMap<&'static str, String> = [
+            ("assignedIPv4", "1".to_owned()),
+            ("availableIPv4", "255".to_owned()),
+        ]
+        .into();
         let spec = CondSpec {
             type_: CONDITION_VALID.into(),
             ok: true,
@@ -288,11 +332,15 @@ mod tests {
             message: "ok".into(),
             observed_generation: Some(2),
         };
-        let p = config_status_patch(&Value::Null, Some(&spec), Some(&counters), &now).expect("patch");
+        let p =
+            config_status_patch(&Value::Null, Some(&spec), Some(&counters), &now).expect("patch");
         assert_eq!(p["status"]["assignedIPv4"], "1");
         assert_eq!(p["status"]["conditions"][0]["reason"], "Accepted");
         let merged = p["status"].clone();
-        assert_eq!(config_status_patch(&merged, Some(&spec), Some(&counters), &now), None);
+        assert_eq!(
+            config_status_patch(&merged, Some(&spec), Some(&counters), &now),
+            None
+        );
         let mut more = counters.clone();
         more.insert("assignedIPv4", "2".into());
         assert_eq!(

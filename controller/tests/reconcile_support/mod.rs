@@ -172,10 +172,16 @@ pub async fn events(server: &ApiServer, name: &str) -> Vec<(String, String, Stri
 }
 
 /// Waits until Service `name` has a `LoadBalancerReady` condition with `status`.
-pub async fn wait_condition(server: &ApiServer, name: &str, status: &str) -> (String, String, String) {
-    wait(&format!("condition {status} on {name}"), Duration::from_secs(30), || {
-        ready_condition(server, name).is_some_and(|c| c.0 == status)
-    })
+pub async fn wait_condition(
+    server: &ApiServer,
+    name: &str,
+    status: &str,
+) -> (String, String, String) {
+    wait(
+        &format!("condition {status} on {name}"),
+        Duration::from_secs(30),
+        || ready_condition(server, name).is_some_and(|c| c.0 == status),
+    )
     .await;
     ready_condition(server, name).expect("condition")
 }
