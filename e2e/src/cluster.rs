@@ -22,6 +22,7 @@
 
 pub mod demo;
 pub mod dnat;
+pub mod speakers;
 pub mod table;
 
 use std::collections::BTreeMap;

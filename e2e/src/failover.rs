@@ -12,9 +12,10 @@
 //!   route for the VIP no longer points to the node.
 //!
 //! then restores the node and waits for the announcement (and BFD) to be back. The
-//! [`SpeakerKind`] says what announces: today the lab's reference speakers; ferrolb's BGP
-//! speaker and its L2 mode (whose failure signal is the client's neighbour entry for the
-//! VIP) become further variants when they exist. [`render_report`] writes the markdown
+//! [`SpeakerKind`] says what announces: the lab's reference speakers (which [`prepare`]
+//! starts, the bench's baselines) or ferrolb's BGP speaker (started by its caller from
+//! Service status, as `ferrolb-lab demo` does); ferrolb's L2 mode (whose failure signal is
+//! the client's neighbour entry for the VIP) becomes a further variant when it exists. [`render_report`] writes the markdown
 //! report with percentiles per family and speaker kind.
 
 pub mod probe;
@@ -36,6 +37,13 @@ pub enum SpeakerKind {
     BirdBfd,
     /// GoBGP 3.10 without BFD (reference speaker; hold time 3 s, the hold timer detects).
     GobgpHold,
+    /// ferrolb's own speaker (`ferrolb-speaker` on every node, BFD from the BGPPeers'
+    /// profile, hold time 9 s). It announces what Service status and EndpointSlices say,
+    /// so the caller starts it with the API server and the Services
+    /// ([`crate::cluster::speakers::FerrolbSpeakers`], as `ferrolb-lab demo` does);
+    /// [`prepare`] cannot start it per prefix and returns an error naming that. Not in
+    /// [`SpeakerKind::ALL`] (the bench command drives only the reference speakers).
+    FerrolbBgp,
 }
 
 /// How a failure shows up to the client's network.
@@ -54,33 +62,48 @@ impl SpeakerKind {
         match self {
             SpeakerKind::BirdBfd => "bird-bfd",
             SpeakerKind::GobgpHold => "gobgp-hold",
+            SpeakerKind::FerrolbBgp => "ferrolb-bgp",
         }
     }
 
     /// What the trial measures as detection.
     pub fn failure_signal(self) -> FailureSignal {
         match self {
-            SpeakerKind::BirdBfd | SpeakerKind::GobgpHold => FailureSignal::RouterFib,
+            SpeakerKind::BirdBfd | SpeakerKind::GobgpHold | SpeakerKind::FerrolbBgp => {
+                FailureSignal::RouterFib
+            }
         }
     }
 
     /// Hold time the lab uses with this speaker.
     pub fn hold_time_secs(self) -> u16 {
         match self {
-            SpeakerKind::BirdBfd => 9,
+            SpeakerKind::BirdBfd | SpeakerKind::FerrolbBgp => 9,
             SpeakerKind::GobgpHold => 3,
         }
     }
 
     /// Whether the speaker runs BFD (and trials wait for BFD Up first).
     pub fn uses_bfd(self) -> bool {
-        matches!(self, SpeakerKind::BirdBfd)
+        matches!(self, SpeakerKind::BirdBfd | SpeakerKind::FerrolbBgp)
+    }
+
+    fn driven_by_services(self, n: u8) -> LabError {
+        LabError::new(
+            format!("start {self} on node{n}"),
+            "ferrolb's speaker announces from Service status, not per prefix",
+            Some(
+                "start it with cluster::speakers::FerrolbSpeakers (as ferrolb-lab demo does)"
+                    .into(),
+            ),
+        )
     }
 
     fn start(self, lab: &Lab, n: u8) -> LabResult<()> {
         match self {
             SpeakerKind::BirdBfd => lab.start_bird_speaker(n),
             SpeakerKind::GobgpHold => lab.start_gobgp(n),
+            SpeakerKind::FerrolbBgp => Err(self.driven_by_services(n)),
         }
     }
 
@@ -88,6 +111,7 @@ impl SpeakerKind {
         match self {
             SpeakerKind::BirdBfd => lab.bird_speaker_announce(n, prefix),
             SpeakerKind::GobgpHold => lab.gobgp_announce(n, prefix),
+            SpeakerKind::FerrolbBgp => Err(self.driven_by_services(n)),
         }
     }
 }
@@ -859,6 +883,19 @@ mod tests {
             assert_eq!(k.name().parse::<SpeakerKind>(), Ok(k));
         }
         assert!("ferrolb".parse::<SpeakerKind>().is_err());
+        // ferrolb's speaker is started by its callers (from Service status), not by the bench.
+        assert!(!SpeakerKind::ALL.contains(&SpeakerKind::FerrolbBgp));
+        assert!("ferrolb-bgp".parse::<SpeakerKind>().is_err());
+        let k = SpeakerKind::FerrolbBgp;
+        assert_eq!(
+            (
+                k.name(),
+                k.uses_bfd(),
+                k.hold_time_secs(),
+                k.failure_signal()
+            ),
+            ("ferrolb-bgp", true, 9, FailureSignal::RouterFib)
+        );
         assert_eq!(
             "both".parse::<FamilySelection>().map(|f| f.families()),
             Ok(vec![false, true])

@@ -124,7 +124,7 @@ enum Cmd {
         /// BFD detection multiplier.
         #[arg(long, default_value_t = 3)]
         bfd_multiplier: u8,
-        /// Report path (default target/bench-reports/failover-<speaker>.md).
+        /// Report path (default target/bench-reports/`failover-<speaker>.md`).
         #[arg(long)]
         report: Option<PathBuf>,
     },
@@ -371,8 +371,9 @@ async fn up(dir: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
     println!("API server (in-memory test component): {}", st.api_url);
     println!("kubeconfig: {}", st.kubeconfig.display());
     println!(
-        "Nodes, EndpointSlices and deploy/examples are loaded; no speaker runs (ferrolb's is \
-         not wired in yet, issue 4), so the router's BGP sessions stay idle."
+        "Nodes, EndpointSlices and deploy/examples are loaded. `up` starts no speaker or \
+         controller, so the router's BGP sessions stay idle until you run them (the demo \
+         shows how: ferrolb-speaker per node namespace, ferrolb-controller in node1)."
     );
     println!("\nexplore:");
     println!(
