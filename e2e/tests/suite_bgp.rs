@@ -19,16 +19,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
-use ferrolb_e2e::cluster::demo::{DemoOptions, demo_spec, workspace_root};
+use ferrolb_e2e::cluster::EndpointState;
 use ferrolb_e2e::cluster::dnat::DnatWatcher;
 use ferrolb_e2e::cluster::speakers::{FerrolbSpeakers, SPEAKER_BIN, locate_binary};
-use ferrolb_e2e::cluster::{Cluster, EndpointState, SlicePort, seed_cluster};
-use ferrolb_e2e::lab::{self, Lab, Proto};
+use ferrolb_e2e::lab::{self, Lab};
 use serde_json::json;
 
+mod suite_common;
+use suite_common::{Env, PORT, slice_port};
+
 const NS: &str = "default";
-const PORT: u16 = 8080;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// One Service of the suite: name, policy and its IPv4 and IPv6 VIPs.
@@ -133,38 +133,15 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn bgp_mode_with_ferrolb_speaker() {
     lab::require_root().unwrap_or_else(|e| panic!("the suite builds network namespaces: {e}"));
     let binary = locate_binary(SPEAKER_BIN).unwrap_or_else(|e| panic!("{e}"));
-    let lab = Arc::new(
-        Lab::up(demo_spec(&DemoOptions {
-            nodes: 3,
-            pods_per_node: 1,
-            ..DemoOptions::default()
-        }))
-        .expect("lab up"),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Env {
+        lab,
+        rt,
+        api,
+        client,
+        cluster,
+    } = Env::up();
     let guard = rt.enter();
-    let deploy = workspace_root().join("deploy");
-    let api = rt
-        .block_on(ApiServer::start(ApiServerOptions {
-            manifests: vec![deploy.join("crds")],
-            ..ApiServerOptions::default()
-        }))
-        .expect("api server");
-    seed_cluster(&api, lab.plan()).expect("seed cluster");
-    api.load_path(&deploy.join("examples/ferrolb-config.yaml"))
-        .expect("example config");
-    lab.serve_pods(PORT).expect("pod servers");
-    let client = api.client().expect("client");
-    let cluster = Cluster::new(client.clone());
-    let slice_port = [SlicePort {
-        name: "http".into(),
-        port: PORT,
-        proto: Proto::Tcp,
-    }];
+    let slice_port = slice_port();
     for svc in [&CLUSTER, &LOCAL] {
         api.insert(svc.object()).expect("service");
         rt.block_on(cluster.create_endpoint_slices(lab.plan(), NS, svc.name, &slice_port))

@@ -17,18 +17,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
-use ferrolb_e2e::cluster::demo::{DemoOptions, demo_spec, workspace_root};
+use ferrolb_e2e::apiserver::ApiServer;
 use ferrolb_e2e::cluster::dnat::DnatWatcher;
 use ferrolb_e2e::cluster::speakers::{
     CONTROLLER_BIN, FerrolbProcess, FerrolbSpeakers, SPEAKER_BIN, locate_binary,
 };
-use ferrolb_e2e::cluster::{Cluster, SlicePort, seed_cluster};
-use ferrolb_e2e::lab::{self, Lab, Proto};
+use ferrolb_e2e::lab::{self, Lab};
 use serde_json::json;
 
+mod suite_common;
+use suite_common::{Env, PORT, slice_port};
+
 const NS: &str = "default";
-const PORT: u16 = 8080;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn service(name: &str) -> serde_json::Value {
@@ -131,38 +131,15 @@ fn controller_allocates_and_restarts_without_changing_ips() {
     lab::require_root().unwrap_or_else(|e| panic!("the suite builds network namespaces: {e}"));
     let speaker_bin = locate_binary(SPEAKER_BIN).unwrap_or_else(|e| panic!("{e}"));
     let controller_bin = locate_binary(CONTROLLER_BIN).unwrap_or_else(|e| panic!("{e}"));
-    let lab = Arc::new(
-        Lab::up(demo_spec(&DemoOptions {
-            nodes: 3,
-            pods_per_node: 1,
-            ..DemoOptions::default()
-        }))
-        .expect("lab up"),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Env {
+        lab,
+        rt,
+        api,
+        client,
+        cluster,
+    } = Env::up();
     let guard = rt.enter();
-    let deploy = workspace_root().join("deploy");
-    let api = rt
-        .block_on(ApiServer::start(ApiServerOptions {
-            manifests: vec![deploy.join("crds")],
-            ..ApiServerOptions::default()
-        }))
-        .expect("api server");
-    seed_cluster(&api, lab.plan()).expect("seed cluster");
-    api.load_path(&deploy.join("examples/ferrolb-config.yaml"))
-        .expect("example config");
-    lab.serve_pods(PORT).expect("pod servers");
-    let client = api.client().expect("client");
-    let cluster = Cluster::new(client.clone());
-    let slice_port = [SlicePort {
-        name: "http".into(),
-        port: PORT,
-        proto: Proto::Tcp,
-    }];
+    let slice_port = slice_port();
     for name in ["e2e-first", "e2e-second"] {
         rt.block_on(cluster.create_endpoint_slices(lab.plan(), NS, name, &slice_port))
             .expect("endpoint slices");
