@@ -607,7 +607,17 @@ async fn with_api(
         let mut p = speakers
             .start_controller(&lab, &binary, &kubeconfig, 1)
             .map_err(|e| o.fail(e))?;
-        let got = wait_allocations(&svc_api, &[("web", 2), (PROBE_SERVICE, 1)]).await;
+        let got = wait_allocations(
+            &svc_api,
+            &[
+                ("web", 2),
+                (PROBE_SERVICE, 1),
+                ("web-local", 1),
+                ("dns-tcp", 1),
+                ("dns-udp", 1),
+            ],
+        )
+        .await;
         p.check().map_err(|e| o.fail(e))?;
         let got = got.map_err(|e| o.fail(e))?;
         o.say(&format!(
