@@ -5,15 +5,15 @@
 //! and when the Service is deleted; `ServiceBGPStatus` objects follow; an API outage and
 //! an invalid configuration keep the routes announced.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+mod agent_common;
+use agent_common::{api_with_crds, loopback_router};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
+use ferrolb_e2e::apiserver::ApiServer;
 use ferrolb_speaker::agent::{Agent, AgentConfig, Applied};
 use ferrolb_speaker::bgp::fsm::State;
-use ferrolb_speaker::bgp::open::PeerAsPolicy;
-use ferrolb_speaker::net::{ManagerConfig, PeerConfig, SessionManager};
+use ferrolb_speaker::net::{ManagerConfig, SessionManager};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
@@ -147,33 +147,10 @@ fn bgp_status(api: &ApiServer) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_announces_withdraws_and_survives_outages() {
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
-    let api = ApiServer::start(ApiServerOptions {
-        manifests: vec![crds],
-        ..ApiServerOptions::default()
-    })
-    .await
-    .expect("api server");
+    let api = api_with_crds().await;
 
     // The "router": a passive session manager on loopback.
-    let router = SessionManager::start(ManagerConfig {
-        listen_port: Some(0),
-        listen_v4: true,
-        listen_v6: false,
-    })
-    .expect("router manager");
-    let port = router.listen_addrs()[0].port();
-    let mut rp = PeerConfig::new(
-        "node1",
-        64512,
-        PeerAsPolicy::Fixed(64513),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Ipv4Addr::new(10, 255, 0, 254),
-    );
-    rp.passive = true;
-    rp.gtsm = false;
-    rp.hold_time = 9;
-    router.set_peers(vec![rp]).await.expect("router peers");
+    let (router, port) = loopback_router(Some(9)).await;
 
     api.load_yaml(&config_yaml(port)).expect("config");
     api.insert(node("node1", "10.0.1.2")).expect("node1");

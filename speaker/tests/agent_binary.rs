@@ -3,16 +3,14 @@
 //! "router", serves `/healthz` and `/metrics`, and on SIGTERM closes the session with a
 //! Cease and exits 0.
 
+mod agent_common;
+use agent_common::{api_with_crds, loopback_router};
 use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_speaker::bgp::fsm::State;
-use ferrolb_speaker::bgp::open::PeerAsPolicy;
-use ferrolb_speaker::net::{ManagerConfig, PeerConfig, SessionManager};
 use serde_json::json;
 
 async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -47,30 +45,8 @@ impl Drop for Speaker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_metrics_and_ceases_on_sigterm() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let api = ApiServer::start(ApiServerOptions {
-        manifests: vec![root.join("deploy/crds")],
-        ..ApiServerOptions::default()
-    })
-    .await
-    .expect("api server");
-    let router = SessionManager::start(ManagerConfig {
-        listen_port: Some(0),
-        listen_v4: true,
-        listen_v6: false,
-    })
-    .expect("router");
-    let port = router.listen_addrs()[0].port();
-    let mut rp = PeerConfig::new(
-        "node1",
-        64512,
-        PeerAsPolicy::Fixed(64513),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Ipv4Addr::new(10, 255, 0, 254),
-    );
-    rp.passive = true;
-    rp.gtsm = false;
-    router.set_peers(vec![rp]).await.expect("router peers");
+    let api = api_with_crds().await;
+    let (router, port) = loopback_router(None).await;
 
     api.load_yaml(&format!(
         r#"
