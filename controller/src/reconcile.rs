@@ -23,9 +23,17 @@
 //!
 //! # Writes
 //! The pool annotation goes by merge patch on the Service, addresses and the condition by
-//! merge patch on its status subresource, Events through kube's `Recorder`
-//! (events.k8s.io/v1); each only when it differs from what the object carries. Event
-//! spam is avoided by announcing a failure once per (reason, message).
+//! merge patch on its status subresource, Events as `events.k8s.io/v1` objects created
+//! directly; each only when it differs from what the object carries. Event spam is avoided
+//! by announcing a failure once per (reason, message) in [`state::State`], so kube's
+//! `Recorder` (which keeps every Event in a cache for series aggregation, tens of
+//! megabytes at 10k Services) is not used.
+//!
+//! # Metrics
+//! [`Handle::metrics`] is the registry ([`crate::metrics::Metrics`]) the reconciler keeps
+//! current: after each batch the decision counts of [`state::State::take_counts`], the
+//! pool gauges of the allocator, pending Services, configuration validity and the batch
+//! duration (decisions plus writes); leadership changes and failed writes as they happen.
 //!
 //! # High availability
 //! With [`Options::leader_election`], replicas compete for a Lease (`kube-lease-manager`).
@@ -53,17 +61,19 @@ use ferrolb_crds::{
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::allocator::ServiceKey;
+use crate::metrics::Metrics;
 use state::{Action, ConfigKind, ConfigObject, Severity, State, StateOptions};
 
 /// Field manager / Event reporter name of the controller.
@@ -128,12 +138,37 @@ pub struct Handle {
     ready: Arc<AtomicBool>,
     leader: Arc<AtomicBool>,
     synced: Arc<AtomicBool>,
+    metrics: Metrics,
 }
 
 impl Handle {
-    /// A handle that is not ready.
+    /// A handle that is not ready, with a fresh metrics registry.
     pub fn new() -> Handle {
         Handle::default()
+    }
+
+    /// A handle that is not ready, recording into `metrics`.
+    pub fn with_metrics(metrics: Metrics) -> Handle {
+        Handle {
+            metrics,
+            ..Handle::default()
+        }
+    }
+
+    /// The metrics registry the reconciler updates; `handle.metrics().render()` is the
+    /// body of `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Release);
+        self.metrics.set_leader(leader);
+        if !leader {
+            // A standby knows no allocations.
+            self.metrics.clear_pools();
+            self.metrics.set_pending(0);
+        }
     }
 
     /// Whether the initial load is done: this replica leads and decides.
@@ -183,9 +218,24 @@ where
     // Larger pages than the default 500: a restart with 10k Services lists in a few round
     // trips instead of twenty.
     watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE))
+        .modify(slim)
         .default_backoff()
         .boxed()
 }
+
+/// Drops what the controller never reads and that dominates a cached object's memory:
+/// `managedFields` (nested JSON maps) and kubectl's last-applied annotation (a copy of the
+/// whole object). Writes are merge patches of our own fields, so nothing is lost.
+fn slim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+}
+
+/// kubectl's client-side-apply annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 fn config_stream<K>(
     client: &Client,
@@ -291,14 +341,9 @@ pub async fn run(
     let writer = Writer {
         client: client.clone(),
         namespace: ns.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: opts.instance.clone(),
-            },
-        ),
+        instance: opts.instance.clone().unwrap_or_else(|| MANAGER.into()),
         concurrency: opts.concurrency.max(1),
+        metrics: handle.metrics.clone(),
     };
     let mut state = State::new(StateOptions {
         namespace: ns.clone(),
@@ -322,7 +367,7 @@ pub async fn run(
         None => (None, None),
     };
     let mut leading = leader_rx.is_none();
-    handle.leader.store(leading, Ordering::Release);
+    handle.set_leader(leading);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let first = tokio::select! {
@@ -341,7 +386,7 @@ pub async fn run(
                 let now_leader = changed.map_err(|_| anyhow::anyhow!("the lease manager stopped"))?;
                 if now_leader != leading {
                     leading = now_leader;
-                    handle.leader.store(leading, Ordering::Release);
+                    handle.set_leader(leading);
                     if leading {
                         tracing::info!("acquired the lease; taking over");
                         // A fresh consistent list: the caches may lag behind the last
@@ -399,6 +444,13 @@ pub async fn run(
                 "initial load done; controller ready"
             );
         }
+        let metrics = handle.metrics();
+        metrics.add(&state.take_counts());
+        if state.initial_load_done() {
+            metrics.set_pools(&state.allocator().all_counters());
+            metrics.set_pending(state.pending().len());
+        }
+        metrics.set_config_valid(state.config_loaded() && state.config_errors().is_empty());
         if !actions.is_empty() {
             for failed in writer.execute(actions).await {
                 let tx = retry_tx.clone();
@@ -408,9 +460,10 @@ pub async fn run(
                 });
             }
         }
+        metrics.observe_reconcile(step_started.elapsed());
     }
     handle.ready.store(false, Ordering::Release);
-    handle.leader.store(false, Ordering::Release);
+    handle.set_leader(false);
     // Dropping the receiver makes the lease task release the Lease, so a standby takes
     // over at once instead of waiting for the lease to expire.
     drop(leader_rx);
@@ -481,8 +534,20 @@ fn synced(state: &mut State, relist: &mut Relist, what: &str) {
 struct Writer {
     client: Client,
     namespace: String,
-    recorder: Recorder,
+    /// `reportingInstance` of our Events.
+    instance: String,
     concurrency: usize,
+    metrics: Metrics,
+}
+
+/// The `write` label of `ferrolb_api_write_errors_total` for an action.
+fn write_kind(a: &Action) -> &'static str {
+    match a {
+        Action::PatchServiceMeta { .. } => "ServiceMetadata",
+        Action::PatchServiceStatus { .. } => "ServiceStatus",
+        Action::Event { .. } => "Event",
+        Action::PatchConfigStatus { .. } => "ConfigStatus",
+    }
 }
 
 impl Writer {
@@ -504,6 +569,7 @@ impl Writer {
     async fn run_group(&self, group: Vec<Action>) -> Option<Msg> {
         for a in group {
             if let Err((e, retry)) = self.perform(&a).await {
+                self.metrics.write_error(write_kind(&a));
                 tracing::warn!(object = %a.object(), error = %e, "write failed");
                 return retry;
             }
@@ -535,20 +601,39 @@ impl Writer {
             Action::Event {
                 regarding, event, ..
             } => {
-                let ev = KubeEvent {
-                    type_: match event.severity {
-                        Severity::Normal => EventType::Normal,
-                        Severity::Warning => EventType::Warning,
+                let now = Timestamp::now();
+                let ev = K8sEvent {
+                    metadata: kube::api::ObjectMeta {
+                        namespace: regarding.namespace.clone(),
+                        name: Some(format!(
+                            "{}.{:x}",
+                            regarding.name.as_deref().unwrap_or(MANAGER),
+                            now.as_nanosecond()
+                        )),
+                        ..Default::default()
                     },
-                    reason: event.reason.clone(),
+                    action: Some("Allocate".into()),
+                    reason: Some(event.reason.clone()),
                     note: Some(event.note.clone()),
-                    action: "Allocate".into(),
-                    secondary: None,
+                    type_: Some(
+                        match event.severity {
+                            Severity::Normal => "Normal",
+                            Severity::Warning => "Warning",
+                        }
+                        .into(),
+                    ),
+                    event_time: Some(MicroTime(now)),
+                    regarding: Some(regarding.clone()),
+                    reporting_controller: Some(MANAGER.into()),
+                    reporting_instance: Some(self.instance.clone()),
+                    ..Default::default()
                 };
                 // An Event lost is not worth a retry of the whole Service.
-                self.recorder
-                    .publish(&ev, regarding)
+                let ns = regarding.namespace.as_deref().unwrap_or("default");
+                Api::<K8sEvent>::namespaced(self.client.clone(), ns)
+                    .create(&kube::api::PostParams::default(), &ev)
                     .await
+                    .map(|_| ())
                     .map_err(|e| (e, None))
             }
             Action::PatchConfigStatus { kind, name, patch } => {

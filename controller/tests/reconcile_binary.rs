@@ -1,5 +1,6 @@
 //! The `ferrolb-controller` binary against the in-memory API server: it allocates, serves
-//! `/healthz` and `/readyz`, and exits cleanly on SIGTERM.
+//! `/healthz`, `/readyz` and `/metrics`, starts the admission webhook (its certificate
+//! Secret appears and the HTTPS port listens), and exits cleanly on SIGTERM.
 
 mod reconcile_support;
 
@@ -43,8 +44,15 @@ async fn binary_serves_health_allocates_and_stops_on_sigterm() {
         .expect("addr")
         .port();
     let addr = format!("127.0.0.1:{port}");
+    let hook_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let hook_addr = format!("127.0.0.1:{hook_port}");
     let child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
         .args(["--metrics-addr", &addr, "--log-json"])
+        .args(["--webhook-addr", &hook_addr])
         .env("KUBECONFIG", &kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -68,6 +76,31 @@ async fn binary_serves_health_allocates_and_stops_on_sigterm() {
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     wait_condition(&server, "web", "True").await;
     assert_eq!(ingress(&server, "web"), vec!["10.0.0.0"]);
+    let metrics = get(&addr, "/metrics").await.expect("metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+    for line in [
+        "ferrolb_leader 1",
+        "ferrolb_pool_addresses_used{pool=\"p\",family=\"IPv4\"} 1",
+        "ferrolb_allocations_total{pool=\"p\",family=\"IPv4\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "/metrics lacks {line:?}:\n{metrics}"
+        );
+    }
+    let start = Instant::now();
+    while server
+        .object("v1", "Secret", Some(NS), "ferrolb-webhook-cert")
+        .is_none()
+        || tokio::net::TcpStream::connect(&hook_addr).await.is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the webhook never stored its certificate or never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let pid = guard.0.id().to_string();
     let killed = Command::new("kill")

@@ -101,7 +101,18 @@ impl ApiServer {
     pub async fn start(opts: ApiServerOptions) -> anyhow::Result<ApiServer> {
         let listener = TcpListener::bind(("127.0.0.1", opts.port))
             .await
-            .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        " (port in use: pick another with --port or 0 for any free port)"
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        " (ports below 1024 need root: pick another with --port or 0)"
+                    }
+                    _ => "",
+                };
+                anyhow::Error::new(e).context(format!("binding 127.0.0.1:{}{hint}", opts.port))
+            })?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -12,12 +12,14 @@
 //!   route for the VIP no longer points to the node.
 //!
 //! then restores the node and waits for the announcement (and BFD) to be back. The
-//! [`SpeakerKind`] says what announces: the lab's reference speakers (which [`prepare`]
-//! starts, the bench's baselines) or ferrolb's BGP speaker (started by its caller from
-//! Service status, as `ferrolb-lab demo` does); ferrolb's L2 mode (whose failure signal is
-//! the client's neighbour entry for the VIP) becomes a further variant when it exists. [`render_report`] writes the markdown
-//! report with percentiles per family and speaker kind.
+//! [`BenchMode`] says how the VIP reaches the client (BGP now; L2 later, whose failure
+//! signal will be the client's neighbour entry for the VIP) and the [`SpeakerKind`] what
+//! announces it in that mode: the lab's reference speakers (the bench's baselines) or
+//! ferrolb's own speaker, which [`prepare`] runs from a Service's status in the in-memory
+//! API server ([`ferrolb::FerrolbAnnouncer`]). [`render_report`] writes the markdown report
+//! with percentiles per family and speaker kind.
 
+pub mod ferrolb;
 pub mod probe;
 
 use std::fmt::Write as _;
@@ -29,6 +31,51 @@ use crate::cluster::table::Table;
 use crate::lab::{self, BfdTimers, FrrPeering, Lab, LabError, LabResult, LabSpec, NodeAsns, Proto};
 use probe::Probe;
 
+/// How the VIP reaches the client, the bench's mode. Each [`SpeakerKind`] belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Every node announces the VIP to the ToR router by BGP; the router does ECMP and the
+    /// failure signal is the router's FIB ([`FailureSignal::RouterFib`]).
+    Bgp,
+}
+
+impl BenchMode {
+    /// Every mode.
+    pub const ALL: [BenchMode; 1] = [BenchMode::Bgp];
+
+    /// Command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchMode::Bgp => "bgp",
+        }
+    }
+
+    /// The speaker kinds of this mode, in report order.
+    pub fn speakers(self) -> Vec<SpeakerKind> {
+        SpeakerKind::ALL
+            .into_iter()
+            .filter(|k| k.mode() == self)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for BenchMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BenchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BenchMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode {s:?}; expected bgp (L2 is not built yet)"))
+    }
+}
+
 /// What announces the VIP from the nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpeakerKind {
@@ -38,11 +85,9 @@ pub enum SpeakerKind {
     /// GoBGP 3.10 without BFD (reference speaker; hold time 3 s, the hold timer detects).
     GobgpHold,
     /// ferrolb's own speaker (`ferrolb-speaker` on every node, BFD from the BGPPeers'
-    /// profile, hold time 9 s). It announces what Service status and EndpointSlices say,
-    /// so the caller starts it with the API server and the Services
-    /// ([`crate::cluster::speakers::FerrolbSpeakers`], as `ferrolb-lab demo` does);
-    /// [`prepare`] cannot start it per prefix and returns an error naming that. Not in
-    /// [`SpeakerKind::ALL`] (the bench command drives only the reference speakers).
+    /// `fast` profile set to the bench's timers, hold time 9 s). It announces what Service
+    /// status and EndpointSlices say, so [`prepare`] gives it a cluster
+    /// ([`ferrolb::FerrolbAnnouncer`]).
     FerrolbBgp,
 }
 
@@ -55,7 +100,25 @@ pub enum FailureSignal {
 
 impl SpeakerKind {
     /// Every kind, in report order.
-    pub const ALL: [SpeakerKind; 2] = [SpeakerKind::BirdBfd, SpeakerKind::GobgpHold];
+    pub const ALL: [SpeakerKind; 3] = [
+        SpeakerKind::FerrolbBgp,
+        SpeakerKind::BirdBfd,
+        SpeakerKind::GobgpHold,
+    ];
+
+    /// The mode this speaker announces in.
+    pub fn mode(self) -> BenchMode {
+        match self {
+            SpeakerKind::BirdBfd | SpeakerKind::GobgpHold | SpeakerKind::FerrolbBgp => {
+                BenchMode::Bgp
+            }
+        }
+    }
+
+    /// Whether this is ferrolb itself (not a reference speaker).
+    pub fn is_ferrolb(self) -> bool {
+        matches!(self, SpeakerKind::FerrolbBgp)
+    }
 
     /// Command-line name.
     pub fn name(self) -> &'static str {
@@ -88,30 +151,22 @@ impl SpeakerKind {
         matches!(self, SpeakerKind::BirdBfd | SpeakerKind::FerrolbBgp)
     }
 
-    fn driven_by_services(self, n: u8) -> LabError {
-        LabError::new(
-            format!("start {self} on node{n}"),
-            "ferrolb's speaker announces from Service status, not per prefix",
-            Some(
-                "start it with cluster::speakers::FerrolbSpeakers (as ferrolb-lab demo does)"
-                    .into(),
-            ),
-        )
-    }
-
+    /// Starts a reference speaker on node `n` (ferrolb's runs per lab, see [`prepare`]).
     fn start(self, lab: &Lab, n: u8) -> LabResult<()> {
         match self {
             SpeakerKind::BirdBfd => lab.start_bird_speaker(n),
             SpeakerKind::GobgpHold => lab.start_gobgp(n),
-            SpeakerKind::FerrolbBgp => Err(self.driven_by_services(n)),
+            SpeakerKind::FerrolbBgp => Ok(()),
         }
     }
 
+    /// Makes node `n`'s reference speaker announce `prefix` (ferrolb's announces the bench
+    /// Service's status).
     fn announce(self, lab: &Lab, n: u8, prefix: &str) -> LabResult<()> {
         match self {
             SpeakerKind::BirdBfd => lab.bird_speaker_announce(n, prefix),
             SpeakerKind::GobgpHold => lab.gobgp_announce(n, prefix),
-            SpeakerKind::FerrolbBgp => Err(self.driven_by_services(n)),
+            SpeakerKind::FerrolbBgp => Ok(()),
         }
     }
 }
@@ -129,7 +184,9 @@ impl FromStr for SpeakerKind {
         SpeakerKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown speaker kind {s:?}; expected bird-bfd or gobgp-hold"))
+            .ok_or_else(|| {
+                format!("unknown speaker kind {s:?}; expected ferrolb-bgp, bird-bfd or gobgp-hold")
+            })
     }
 }
 
@@ -272,11 +329,43 @@ pub struct TrialResult {
     pub collateral: Duration,
 }
 
-/// Starts the pod servers, the speaker on every node announcing the VIPs, and per-node DNAT
-/// of each VIP to the node's own pods (UDP and TCP); waits for ECMP over every node (and BFD
-/// Up with a BFD speaker).
-pub fn prepare(lab: &Lab, opts: &BenchOptions) -> LabResult<()> {
+/// What [`prepare`] started beside the lab: ferrolb's speakers and their cluster (nothing
+/// for the reference speakers, which the lab owns). Keep it until the trials are done.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    ferrolb: Option<ferrolb::FerrolbAnnouncer>,
+}
+
+impl Prepared {
+    /// Fails if one of ferrolb's speakers has exited (nothing to check otherwise).
+    pub fn check(&mut self) -> LabResult<()> {
+        self.ferrolb
+            .as_mut()
+            .map_or(Ok(()), ferrolb::FerrolbAnnouncer::check_running)
+    }
+
+    /// Stops what was started; one `node: exit` line per ferrolb speaker.
+    pub fn stop(self) -> Vec<String> {
+        self.ferrolb
+            .map(ferrolb::FerrolbAnnouncer::stop)
+            .unwrap_or_default()
+    }
+}
+
+/// Starts the pod servers, the speaker on every node announcing the VIPs (ferrolb's from a
+/// Service's status, see [`ferrolb::FerrolbAnnouncer`]), and per-node DNAT of each VIP to
+/// the node's own pods (UDP and TCP); waits for ECMP over every node (and BFD Up with a BFD
+/// speaker). Must not run inside a tokio runtime's context with ferrolb's speaker.
+pub fn prepare(lab: &Lab, opts: &BenchOptions) -> LabResult<Prepared> {
     lab.serve_pods(opts.port)?;
+    let mut prepared = Prepared::default();
+    if opts.speaker.is_ferrolb() {
+        prepared.ferrolb = Some(ferrolb::FerrolbAnnouncer::start(
+            lab,
+            opts,
+            &opts.families.families(),
+        )?);
+    }
     for node in lab.nodes() {
         let n = node.index;
         opts.speaker.start(lab, n)?;
@@ -299,7 +388,8 @@ pub fn prepare(lab: &Lab, opts: &BenchOptions) -> LabResult<()> {
             }
         }
     }
-    wait_ready(lab, opts)
+    wait_ready(lab, opts)?;
+    Ok(prepared)
 }
 
 /// Waits until the router routes each VIP via every node and, with a BFD speaker, every
@@ -726,7 +816,12 @@ pub fn render_report(
     notes: &MachineNotes,
 ) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Failover benchmark: {}\n", opts.speaker);
+    let _ = writeln!(
+        s,
+        "# Failover benchmark: {} ({} mode)\n",
+        opts.speaker,
+        opts.speaker.mode()
+    );
     let _ = writeln!(
         s,
         "Silent node loss (links down inside the node namespace, no NOTIFICATION, no BFD \
@@ -752,8 +847,7 @@ pub fn render_report(
          - Speaker: {}; hold time {} s; BFD on the router {} ms x {}{}.\n\
          - Every node DNATs the VIP to its own pods (nftables, as kube-proxy with \
          externalTrafficPolicy: Local), so a flow depends only on the node it enters through.\n\
-         - These are the lab's **reference** speakers, not ferrolb: the baseline ferrolb's \
-         speaker must beat (BRIEF: < 0.5 s detection, < 1 s outage).\n",
+         - {}\n",
         opts.flows,
         opts.interval.as_millis(),
         MAX_COLLATERAL_GAP.as_millis(),
@@ -765,6 +859,15 @@ pub fn render_report(
             " (the speaker runs BFD with the same timers)"
         } else {
             " (the speaker has no BFD: the session stays down and the hold timer detects)"
+        },
+        if opts.speaker.is_ferrolb() {
+            "This is **ferrolb's own speaker** (`ferrolb-speaker` in every node namespace, \
+             announcing a dual-stack Service's status from the in-memory API server, BGPPeers \
+             of `deploy/examples` with the `fast` BFDProfile at the timers above). Targets \
+             (BRIEF): < 0.5 s detection, < 1 s outage."
+        } else {
+            "This is one of the lab's **reference** speakers, not ferrolb: the baseline \
+             ferrolb's speaker must beat (BRIEF: < 0.5 s detection, < 1 s outage)."
         }
     );
     let mut t = Table::new([
@@ -825,7 +928,7 @@ pub fn run_bench(
     ));
     let lab = Lab::up(opts.lab_spec())?;
     on_lab(lab.teardown_handle());
-    prepare(&lab, opts)?;
+    let mut prepared = prepare(&lab, opts)?;
     let families = opts.families.families();
     let mut out = Vec::new();
     for trial in 1..=opts.trials {
@@ -846,6 +949,10 @@ pub fn run_bench(
             ));
         }
         out.extend(r);
+        prepared.check()?;
+    }
+    for line in prepared.stop() {
+        log(&format!("stopped ferrolb's speaker on {line}"));
     }
     lab.down()?;
     Ok(out)
@@ -883,9 +990,14 @@ mod tests {
             assert_eq!(k.name().parse::<SpeakerKind>(), Ok(k));
         }
         assert!("ferrolb".parse::<SpeakerKind>().is_err());
-        // ferrolb's speaker is started by its callers (from Service status), not by the bench.
-        assert!(!SpeakerKind::ALL.contains(&SpeakerKind::FerrolbBgp));
-        assert!("ferrolb-bgp".parse::<SpeakerKind>().is_err());
+        assert_eq!(
+            "ferrolb-bgp".parse::<SpeakerKind>(),
+            Ok(SpeakerKind::FerrolbBgp)
+        );
+        assert_eq!("bgp".parse::<BenchMode>(), Ok(BenchMode::Bgp));
+        assert!("l2".parse::<BenchMode>().is_err());
+        assert_eq!(BenchMode::Bgp.speakers(), SpeakerKind::ALL);
+        assert!(SpeakerKind::ALL.iter().filter(|k| k.is_ferrolb()).count() == 1);
         let k = SpeakerKind::FerrolbBgp;
         assert_eq!(
             (
@@ -943,6 +1055,22 @@ mod tests {
         assert!(r.contains("| bird-bfd | IPv6 | 4 | 20 | 321 |"), "{r}");
         assert!(r.contains("ferrolb-lab failover-bench --trials 4"));
         assert!(r.contains("- kernel: Linux 6.18"));
+        assert!(
+            r.starts_with("# Failover benchmark: bird-bfd (bgp mode)"),
+            "{r}"
+        );
+        assert!(r.contains("lab's **reference** speakers"), "{r}");
+        let ours = BenchOptions {
+            speaker: SpeakerKind::FerrolbBgp,
+            ..BenchOptions::default()
+        };
+        let r = render_report(&ours, &results, "ferrolb-lab failover-bench", &notes);
+        assert!(
+            r.starts_with("# Failover benchmark: ferrolb-bgp (bgp mode)"),
+            "{r}"
+        );
+        assert!(r.contains("**ferrolb's own speaker**"), "{r}");
+        assert!(r.contains("| ferrolb-bgp | IPv4 | 4 |"), "{r}");
         assert!(
             r.contains("| 3 | IPv6 | node1 | 5 | 331 | 283 | 5 | 4 | 3 |"),
             "{r}"

@@ -159,6 +159,34 @@ impl Inner {
     }
 }
 
+fn pid_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// How to fix a namespace name that is taken, from the owner pid in its name (with whether
+/// that process runs) and this process's pid `me`. Pure.
+fn taken_namespace_hint(ns: &str, owner: Option<(i32, bool)>, me: i32) -> String {
+    match owner {
+        Some((pid, true)) if pid == me => format!(
+            "namespace {ns} was not created by this lab but carries this process's pid {me}: \
+             another lab of this process uses the same run name; give each lab its own \
+             LabSpec::run_name"
+        ),
+        Some((pid, true)) => format!(
+            "namespace {ns} belongs to the live process {pid} (another lab run?): stop that \
+             run (e.g. `ferrolb-lab down`) or pick another run name"
+        ),
+        Some((pid, false)) => format!(
+            "namespace {ns} exists and is not ours (no live owner pid: {pid} has exited): \
+             remove it with `ip netns del {ns}` or run `ferrolb-lab down`"
+        ),
+        None => format!(
+            "namespace {ns} exists and is not ours (no owner pid in its name): remove it with \
+             `ip netns del {ns}`"
+        ),
+    }
+}
+
 /// Pids of the processes whose network namespace is the named namespace `ns` (never this
 /// process itself).
 pub fn ns_pids(ns: &str) -> Vec<i32> {
@@ -288,11 +316,14 @@ impl Lab {
         for p in ["ip", "sysctl"] {
             require_program("check required programs", p)?;
         }
-        let run_name = format!(
-            "{PREFIX}{}-{}",
-            std::process::id(),
-            RUN_COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let run_name = match &spec.run_name {
+            Some(name) => name.clone(),
+            None => format!(
+                "{PREFIX}{}-{}",
+                std::process::id(),
+                RUN_COUNTER.fetch_add(1, Ordering::SeqCst)
+            ),
+        };
         let plan = spec.plan(&run_name)?;
         let run_dir = spec.base_dir.join(&run_name);
         let lab = Lab {
@@ -313,18 +344,39 @@ impl Lab {
         let spec = &self.inner.spec;
         let dir = &self.inner.run_dir;
         std::fs::create_dir(dir).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!(
+                    "{} exists and is not this lab's: remove it with `rm -r {}` or run \
+                     `ferrolb-lab down` (removes leftovers of killed runs)",
+                    dir.display(),
+                    dir.display()
+                )
+            } else {
+                "remove leftovers of killed runs with cleanup_stale(\"flb-\")".into()
+            };
             LabError::new(
                 format!("create run directory {}", dir.display()),
                 e.to_string(),
-                Some("remove leftovers of killed runs with cleanup_stale(\"flb-\")".into()),
+                Some(hint),
             )
         })?;
         self.inner.state().run_dir_created = true;
 
         for ns in plan.namespaces() {
-            run(&format!("create namespace {ns}"), &["ip", "netns", "add", &ns]).map_err(|e| {
-                e.with_hint("a namespace of that name exists: remove leftovers with cleanup_stale(\"flb-\")")
-            })?;
+            let step = format!("create namespace {ns}");
+            if let Err(e) = run(&step, &["ip", "netns", "add", &ns]) {
+                // Never delete it: only namespaces this lab created are in its state.
+                return Err(if netns::netns_path(&ns).exists() {
+                    let owner = owner_pid(PREFIX, &ns).map(|pid| (pid, pid_exists(pid)));
+                    LabError::new(
+                        step,
+                        format!("namespace {ns} already exists; {}", e.detail),
+                        Some(taken_namespace_hint(&ns, owner, std::process::id() as i32)),
+                    )
+                } else {
+                    e
+                });
+            }
             self.inner.state().namespaces.push(ns);
         }
 
@@ -911,6 +963,23 @@ impl Lab {
             .map_or_else(|| format!("10.255.0.{n}"), |a| a.to_string());
         let conf = gobgp::render_config(node.asn, &rid, self.inner.spec.hold_time_secs, &neighbors);
         self.stop_gobgp(n);
+        // gobgpd's API port is fixed: if something else listens there, gobgpd fails (or the
+        // readiness check would talk to the other listener), so check it first.
+        let step = format!("start gobgpd in {}", node.ns);
+        let ns = node.ns.clone();
+        netns::run_in(&node.ns, move || {
+            let api = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, gobgp::API_PORT));
+            std::net::TcpListener::bind(api).map(drop).map_err(|e| {
+                let port = gobgp::API_PORT;
+                let hint = (e.kind() == std::io::ErrorKind::AddrInUse).then(|| {
+                    format!(
+                        "gobgpd's API port {port} is in use in {ns}: stop what listens there \
+                         (see `ip netns exec {ns} ss -ltnp 'sport = :{port}'`)"
+                    )
+                });
+                LabError::new(step, format!("bind {api} for gobgpd's API: {e}"), hint)
+            })
+        })?;
         let g = GoBgp::start(&node.ns, &self.inner.run_dir, &node.name, &conf)?;
         self.inner.state().gobgp.insert(n, g);
         Ok(())
@@ -1033,20 +1102,41 @@ impl Lab {
     }
 
     /// Starts a test server on `port` (TCP and UDP) in every pod, answering its pod name.
+    /// All or nothing: when one pod's server cannot start (e.g. the port is taken in that
+    /// pod) the servers this call started are stopped and the error names pod, port and
+    /// namespace.
     pub fn serve_pods(&self, port: u16) -> LabResult<()> {
+        if port == 0 {
+            return Err(LabError::new(
+                "start pod servers on port 0",
+                "port 0 would give every pod a different random port",
+                Some("pass a fixed port, e.g. 8080".into()),
+            ));
+        }
+        let mut started = Vec::new();
         for n in &self.inner.plan.nodes {
             for p in &n.pods {
-                let (name, step) = (
+                let (name, ns, step) = (
                     p.name.clone(),
+                    p.ns.clone(),
                     format!("start pod server {} on port {port} in {}", p.name, p.ns),
                 );
-                let s = netns::run_in(&p.ns, move || {
-                    PodServer::start(&name, port)
-                        .map_err(|e| LabError::new(step, e.to_string(), None))
-                })?;
-                self.inner.state().pods.push(s);
+                // On error `started` is dropped, which stops those servers.
+                started.push(netns::run_in(&p.ns, move || {
+                    PodServer::start(&name, port).map_err(|e| {
+                        let hint = (e.kind() == std::io::ErrorKind::AddrInUse).then(|| {
+                            format!(
+                                "port {port} is in use in pod {name} (namespace {ns}): pick \
+                                 another port, or see what holds it with `ip netns exec {ns} \
+                                 ss -ltunp 'sport = :{port}'`"
+                            )
+                        });
+                        LabError::new(step, e.to_string(), hint)
+                    })
+                })?);
             }
         }
+        self.inner.state().pods.extend(started);
         Ok(())
     }
 
@@ -1251,9 +1341,7 @@ pub fn cleanup_stale_in(prefix: &str, base_dir: &Path) -> LabResult<StaleReport>
             None,
         ));
     }
-    let dead = |name: &str| {
-        owner_pid(prefix, name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-    };
+    let dead = |name: &str| owner_pid(prefix, name).is_some_and(|pid| !pid_exists(pid));
     let mut report = StaleReport::default();
     if let Ok(entries) = std::fs::read_dir("/var/run/netns") {
         let mut names: Vec<String> = entries
@@ -1339,6 +1427,37 @@ mod tests {
         })
         .expect_err("error");
         assert_eq!(err.step, "inner");
+    }
+
+    #[test]
+    fn taken_namespace_hints_name_owner_and_fix() {
+        let ns = "flb-5-x-r";
+        type Owner = Option<(i32, bool)>;
+        let cases: &[(Owner, &[&str])] = &[
+            (
+                Some((5, false)),
+                &[
+                    "flb-5-x-r exists and is not ours (no live owner pid",
+                    "`ip netns del flb-5-x-r`",
+                    "`ferrolb-lab down`",
+                ],
+            ),
+            (
+                None,
+                &["no owner pid in its name", "`ip netns del flb-5-x-r`"],
+            ),
+            (Some((5, true)), &["live process 5", "another run name"]),
+            (
+                Some((9, true)),
+                &["this process's pid 9", "LabSpec::run_name"],
+            ),
+        ];
+        for (owner, want) in cases {
+            let h = taken_namespace_hint(ns, *owner, 9);
+            for w in *want {
+                assert!(h.contains(w), "{owner:?}: {h} lacks {w}");
+            }
+        }
     }
 
     #[test]

@@ -193,6 +193,17 @@ impl Stores {
     }
 }
 
+/// Drops what the agent never reads and that dominates a cached object's memory:
+/// `managedFields` (nested JSON maps) and kubectl's last-applied annotation (a copy of the
+/// whole object).
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 fn spawn_reflector<K>(api: Api<K>, notify: Arc<Notify>, tasks: &mut Vec<JoinHandle<()>>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -202,7 +213,9 @@ where
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let stream = reflector::reflector(
         writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
+        watcher(api, watcher::Config::default())
+            .modify(slim)
+            .default_backoff(),
     );
     tasks.push(tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);

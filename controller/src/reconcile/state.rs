@@ -26,6 +26,8 @@ use super::status::{
     REASON_INVALID_REQUEST, ServiceTarget, config_status_patch, service_patches,
 };
 use crate::allocator::{AllocError, Allocator, Change, ServiceKey, ServiceRequest};
+use crate::metrics::Counts;
+use ferrolb_config::ipset::Family;
 
 /// Kinds of configuration objects the controller watches in its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -252,6 +254,8 @@ pub struct State {
     /// Last status patch sent per configuration object, so that an identical write is not
     /// repeated before the watch echoes the first one.
     config_written: BTreeMap<(ConfigKind, String), Value>,
+    /// Decisions counted since the last [`State::take_counts`].
+    counts: Counts,
 }
 
 /// What an `Event` reason means to [`State`]'s callers.
@@ -300,7 +304,22 @@ impl State {
             initial_load_done: false,
             last_free_generation: 0,
             config_written: BTreeMap::new(),
+            counts: Counts::default(),
         }
+    }
+
+    /// Takes the decisions counted since the last call (addresses assigned per pool and
+    /// family, failures per condition reason, releases), for the metrics counters.
+    ///
+    /// A failure counts once per distinct (reason, message) of a Service, like its
+    /// `AllocationFailed` Event, so retries do not inflate it.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// Whether a configuration has validated since this replica last took over.
+    pub fn config_loaded(&self) -> bool {
+        self.config.is_some()
     }
 
     /// The allocator (read-only), for inspection.
@@ -564,6 +583,7 @@ impl State {
         if pools_changed {
             let pools: Vec<Pool> = config.pools.values().cloned().collect();
             for ev in self.allocator.set_pools(pools) {
+                self.counts.releases += 1;
                 let note = format!(
                     "{} lost {} of pool `{}` after a pool change; allocating again",
                     ev.key,
@@ -657,6 +677,7 @@ impl State {
         let Some(svc) = self.services.remove(key) else {
             // Deleted: release, nothing to write.
             if let Some(r) = self.allocator.release(key) {
+                self.counts.releases += 1;
                 tracing::info!(service = %key, ips = %ips_text(&r.allocation.ips), "service deleted; addresses released");
             }
             self.pending.remove(key);
@@ -701,6 +722,7 @@ impl State {
                     return;
                 }
                 if let Some(r) = released {
+                    self.counts.releases += 1;
                     events.push(EventSpec {
                         severity: Severity::Normal,
                         reason: reasons::CLEAR_ASSIGNMENT.into(),
@@ -768,6 +790,24 @@ impl State {
         }
     }
 
+    /// Counts the addresses of `now` that `before` did not hold.
+    fn count_allocation(
+        &mut self,
+        before: Option<&crate::allocator::Allocation>,
+        now: &crate::allocator::Allocation,
+    ) {
+        for ip in &now.ips {
+            if before.is_some_and(|b| b.ips.contains(ip)) {
+                continue;
+            }
+            *self
+                .counts
+                .allocations
+                .entry((now.pool.clone(), Family::of(*ip)))
+                .or_default() += 1;
+        }
+    }
+
     fn fail(
         &mut self,
         key: &ServiceKey,
@@ -777,6 +817,7 @@ impl State {
         events: &mut Vec<EventSpec>,
     ) -> ServiceTarget {
         if let Some(r) = self.allocator.release(key) {
+            self.counts.releases += 1;
             events.push(EventSpec {
                 severity: Severity::Normal,
                 reason: reasons::CLEAR_ASSIGNMENT.into(),
@@ -790,6 +831,7 @@ impl State {
         self.pending.insert(key.clone());
         let announced = (reason.to_owned(), message.clone());
         if self.announced_failures.get(key) != Some(&announced) {
+            *self.counts.failures.entry(reason.to_owned()).or_default() += 1;
             events.push(EventSpec {
                 severity: Severity::Warning,
                 reason: reasons::ALLOCATION_FAILED.into(),
@@ -842,6 +884,7 @@ impl State {
                 }
             },
         };
+        let before = self.allocator.allocation(&key);
         match self.allocator.allocate(&req) {
             Err(AllocError { reason, message }) => {
                 self.fail(&key, reason.as_str(), message, generation, events)
@@ -850,6 +893,10 @@ impl State {
                 self.pending.remove(&key);
                 self.announced_failures.remove(&key);
                 let a = &out.allocation;
+                self.count_allocation(before.as_ref(), a);
+                if matches!(out.change, Change::Replaced { .. }) {
+                    self.counts.releases += 1;
+                }
                 match &out.change {
                     Change::Unchanged => {}
                     Change::New => events.push(EventSpec {
@@ -1176,6 +1223,47 @@ mod tests {
         s.apply_service(foreign);
         let actions = s.step(&now());
         assert_eq!(status_ips(&actions, "m"), Some(Value::Null));
+    }
+
+    #[test]
+    fn decisions_are_counted_once() {
+        let mut s = state();
+        s.apply_config(pool("p", &["10.0.0.9/32"]));
+        s.apply_service(svc("a", None));
+        s.mark_synced();
+        s.step(&now());
+        s.apply_service(svc("b", None));
+        s.step(&now());
+        // A retry of the same failure is not counted again.
+        s.mark_dirty(ServiceKey::new("default", "b"));
+        s.step(&now());
+        let c = s.take_counts();
+        assert_eq!(
+            c.allocations,
+            BTreeMap::from([(("p".to_owned(), Family::V4), 1)])
+        );
+        assert_eq!(
+            c.failures,
+            BTreeMap::from([("PoolExhausted".to_owned(), 1)])
+        );
+        assert_eq!(c.releases, 0);
+        assert!(s.take_counts().is_empty(), "taken");
+        s.delete_service(&ServiceKey::new("default", "a"));
+        s.step(&now());
+        let c = s.take_counts();
+        assert_eq!(c.releases, 1);
+        assert_eq!(
+            c.allocations,
+            BTreeMap::from([(("p".to_owned(), Family::V4), 1)]),
+            "b got the freed address"
+        );
+        assert!(c.failures.is_empty());
+        // Restoring from status at takeover allocates nothing.
+        s.stand_down();
+        s.take_over();
+        s.apply_service(svc("b", Some("10.0.0.9")));
+        s.step(&now());
+        assert!(s.take_counts().is_empty());
     }
 
     #[test]

@@ -137,6 +137,14 @@ impl Registry {
             builtin("coordination.k8s.io", "leases", "Lease", true, false, &[]),
             builtin("events.k8s.io", "events", "Event", true, false, &["ev"]),
             builtin(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+                "ValidatingWebhookConfiguration",
+                false,
+                false,
+                &[],
+            ),
+            builtin(
                 CRD_GROUP,
                 CRD_PLURAL,
                 "CustomResourceDefinition",

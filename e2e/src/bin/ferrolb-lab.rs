@@ -1,9 +1,9 @@
 //! `ferrolb-lab`: the lab's command line.
 //!
 //! - `demo`: the README's walk-through (see `ferrolb_e2e::cluster::demo`).
-//! - `up`: builds the lab and starts the in-memory API server, then returns leaving them
-//!   running: it starts a detached `ferrolb-lab hold --state <dir>/state.json` process that
-//!   owns the lab (its namespaces carry the hold process's pid, so `cleanup_stale` keeps
+//! - `up`: builds the lab, starts the in-memory API server and (when built) ferrolb's
+//!   speakers and controller, then returns leaving them running for `ferrolbctl`: it
+//!   starts a detached `ferrolb-lab hold --state <dir>/state.json` process that owns the lab (its namespaces carry the hold process's pid, so `cleanup_stale` keeps
 //!   them while it lives), hosts the API server, the pod servers and the DNAT watcher, and
 //!   writes the state file once everything is ready. `up` waits for that file and prints
 //!   how to explore.
@@ -25,8 +25,11 @@ use clap::{Parser, Subcommand};
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_e2e::cluster::demo::{self, DemoOptions, POD_PORT};
 use ferrolb_e2e::cluster::dnat::DnatWatcher;
+use ferrolb_e2e::cluster::speakers::{CONTROLLER_BIN, FerrolbSpeakers, SPEAKER_BIN, locate_binary};
 use ferrolb_e2e::cluster::{self, Cluster, SERVICE_NAMESPACE, SlicePort};
-use ferrolb_e2e::failover::{self, BenchOptions, FamilySelection, MachineNotes, SpeakerKind};
+use ferrolb_e2e::failover::{
+    self, BenchMode, BenchOptions, FamilySelection, MachineNotes, SpeakerKind,
+};
 use ferrolb_e2e::lab::{self, BfdTimers, Lab, Proto, TeardownHandle};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -58,7 +61,8 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         pods_per_node: u8,
     },
-    /// Build the lab and the API server and leave them running (stop with `down`).
+    /// Build the lab, the API server and ferrolb's speakers and controller, and leave them
+    /// running (stop with `down`).
     Up {
         /// Directory for the state file, kubeconfig and log.
         #[arg(long, default_value = "/tmp/ferrolb-lab")]
@@ -106,8 +110,11 @@ enum Cmd {
         /// v4, v6 or both.
         #[arg(long, default_value = "both")]
         family: FamilySelection,
-        /// bird-bfd or gobgp-hold.
-        #[arg(long, default_value = "bird-bfd")]
+        /// Mode: bgp (l2 once ferrolb's L2 mode exists).
+        #[arg(long, default_value = "bgp")]
+        mode: BenchMode,
+        /// ferrolb-bgp (ferrolb's own speaker), bird-bfd or gobgp-hold (references).
+        #[arg(long, default_value = "ferrolb-bgp")]
         speaker: SpeakerKind,
         /// Nodes.
         #[arg(long, default_value_t = 3)]
@@ -191,6 +198,7 @@ async fn main() -> ExitCode {
         Cmd::FailoverBench {
             trials,
             family,
+            mode,
             speaker,
             nodes,
             flows,
@@ -199,6 +207,13 @@ async fn main() -> ExitCode {
             bfd_multiplier,
             report,
         } => {
+            if speaker.mode() != mode {
+                eprintln!(
+                    "error: speaker {speaker} runs in {} mode, not {mode}",
+                    speaker.mode()
+                );
+                return ExitCode::FAILURE;
+            }
             let opts = BenchOptions {
                 trials,
                 families: family,
@@ -248,6 +263,9 @@ struct State {
     client_ns: String,
     router_ns: String,
     run_dir: PathBuf,
+    /// What runs of ferrolb itself.
+    #[serde(default)]
+    ferrolb: String,
 }
 
 async fn hold(state: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
@@ -285,6 +303,30 @@ async fn hold(state: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
         let dir = state.parent().unwrap_or(Path::new("."));
         let kubeconfig = dir.join("kubeconfig");
         api.write_kubeconfig(&kubeconfig)?;
+        // ferrolb itself: a speaker per node namespace and the controller in node1's, as
+        // in the demo, when the binaries are built (`scripts/demo` builds them).
+        let mut ferrolb = None;
+        let ferrolb_note = match (locate_binary(SPEAKER_BIN), locate_binary(CONTROLLER_BIN)) {
+            (Ok(speaker), Ok(controller)) => {
+                let speakers = tokio::task::block_in_place(|| {
+                    FerrolbSpeakers::start(&lab, &speaker, api.addr(), &kubeconfig)
+                })?;
+                let ctrl = speakers.start_controller(&lab, &controller, &kubeconfig, 1)?;
+                ferrolb = Some((speakers, ctrl));
+                format!(
+                    "ferrolb-speaker runs in every node namespace and ferrolb-controller in \
+                     node1's (logs in {})",
+                    lab.run_dir().display()
+                )
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                format!(
+                    "ferrolb's binaries were not found ({e:#}), so no speaker or controller \
+                     runs: build them with `cargo build --release -p ferrolb-speaker -p \
+                     ferrolb-controller` and run `up` again"
+                )
+            }
+        };
         let st = State {
             pid: std::process::id(),
             run: lab.run_name().to_string(),
@@ -294,6 +336,7 @@ async fn hold(state: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
             client_ns: lab.client_ns().to_string(),
             router_ns: lab.router_ns().to_string(),
             run_dir: lab.run_dir().to_path_buf(),
+            ferrolb: ferrolb_note,
         };
         let tmp = state.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&st)?)?;
@@ -301,6 +344,10 @@ async fn hold(state: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
         tokio::select! {
             _ = int.recv() => {},
             _ = term.recv() => {},
+        }
+        if let Some((speakers, mut ctrl)) = ferrolb {
+            ctrl.stop(Duration::from_secs(5));
+            tokio::task::block_in_place(|| speakers.stop());
         }
         drop(watcher);
         api.shutdown().await;
@@ -371,11 +418,18 @@ async fn up(dir: &Path, deploy_dir: &Path) -> anyhow::Result<()> {
     println!("API server (in-memory test component): {}", st.api_url);
     println!("kubeconfig: {}", st.kubeconfig.display());
     println!(
-        "Nodes, EndpointSlices and deploy/examples are loaded. `up` starts no speaker or \
-         controller, so the router's BGP sessions stay idle until you run them (the demo \
-         shows how: ferrolb-speaker per node namespace, ferrolb-controller in node1)."
+        "Nodes, EndpointSlices and deploy/examples are loaded; {}.",
+        st.ferrolb
     );
     println!("\nexplore:");
+    println!(
+        "  KUBECONFIG={} ferrolbctl services -A     # VIPs, pools, who announces",
+        st.kubeconfig.display()
+    );
+    println!(
+        "  KUBECONFIG={} ferrolbctl pools | bgp | describe service default/web",
+        st.kubeconfig.display()
+    );
     println!(
         "  KUBECONFIG={} kubectl get nodes,endpointslices -A",
         st.kubeconfig.display()

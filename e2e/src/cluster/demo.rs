@@ -753,35 +753,64 @@ async fn with_api(
         "{} requests from the client through the VIP",
         opts.requests
     ));
+    let web_prefixes: Vec<String> = [web_v4, web_v6]
+        .iter()
+        .map(|v| format!("{v}/{}", if v.is_ipv4() { 32 } else { 128 }))
+        .collect();
+    // Under load BFD can flap and the router briefly withdraw a node's next hop; send only
+    // once the route has every node again.
+    blocking(|| wait_ecmp_all(&lab, &web_prefixes, &all)).map_err(|e| o.fail(e))?;
+    let pods = lab.nodes().iter().map(|n| n.pods.len()).sum::<usize>();
+    let mut per = blocking(|| spread_once(&lab, web_v4, web_v6, opts.requests));
+    let first_miss = spread_shortfall(&per, pods);
+    if let Some(why) = &first_miss {
+        // Once only, and only after the route has every node again: a real failure fails
+        // twice and is reported below.
+        let route = blocking(|| wait_ecmp_all(&lab, &web_prefixes, &all));
+        let bfd = blocking(|| lab.bfd_peers())
+            .map(|b| {
+                format!(
+                    "{} of {} BFD sessions up",
+                    b.iter().filter(|p| p.up).count(),
+                    b.len()
+                )
+            })
+            .unwrap_or_else(|e| format!("BFD state unknown: {e}"));
+        route.map_err(|e| {
+            o.fail(anyhow::anyhow!(
+                "first spread: {why}; then the router's route lost a node: {e}"
+            ))
+        })?;
+        o.say(&format!(
+            "first spread: {why}; the router's route has every node again ({bfd}), so the \
+             spread is sent once more:"
+        ));
+        per = blocking(|| spread_once(&lab, web_v4, web_v6, opts.requests));
+    }
+    let per = per
+        .map_err(|e| match &first_miss {
+            Some(why) => anyhow::anyhow!("{e} (retry; the first spread: {why})"),
+            None => anyhow::anyhow!("{e}"),
+        })
+        .map_err(|e| o.fail(e))?;
     let mut spread: BTreeMap<String, usize> = BTreeMap::new();
     let mut t = Table::new(["pod", "node", "IPv4 answers", "IPv6 answers"]);
-    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (vip, v6) in [(web_v4, false), (web_v6, true)] {
-        let addr = SocketAddr::new(vip, 80);
-        let names = blocking(|| lab.client_tcp_many(addr, opts.requests)).map_err(|e| o.fail(e))?;
-        for n in names {
-            let e = per.entry(n.clone()).or_default();
-            if v6 {
-                e.1 += 1;
-            } else {
-                e.0 += 1;
-            }
-            *spread.entry(n).or_default() += 1;
-        }
-    }
     for (pod, (a, b)) in &per {
         let node = failover::probe::pod_node(pod).map_or("?".into(), |n| format!("node{n}"));
         t.row([pod.clone(), node, a.to_string(), b.to_string()]);
+        spread.insert(pod.clone(), a + b);
     }
     o.say(&format!(
         "TCP to {web_v4}:80 and [{web_v6}]:80, a new connection (new source port) each:"
     ));
     o.table(&t);
-    let pods = lab.nodes().iter().map(|n| n.pods.len()).sum::<usize>();
     if spread.len() < pods {
         return Err(o.fail(anyhow::anyhow!(
-            "only {} of {pods} pods answered: {spread:?}",
-            spread.len()
+            "only {} of {pods} pods answered: {spread:?}{}",
+            spread.len(),
+            first_miss.as_ref().map_or(String::new(), |w| format!(
+                " (retry; the first spread: {w})"
+            ))
         )));
     }
 
@@ -883,6 +912,53 @@ async fn with_api(
         controller: opts.controller,
         vips,
     })
+}
+
+/// Waits until the router's route for each of `prefixes` points to exactly the nodes `all`.
+fn wait_ecmp_all(lab: &Lab, prefixes: &[String], all: &[u8]) -> lab::LabResult<()> {
+    for p in prefixes {
+        lab.wait_router_route_nodes(p, all, Duration::from_secs(60))?;
+    }
+    Ok(())
+}
+
+/// Why a spread is not good enough: a failed connection, or fewer than `pods` pods answered
+/// (named); `None` when every pod answered. Pure.
+fn spread_shortfall(
+    per: &lab::LabResult<BTreeMap<String, (usize, usize)>>,
+    pods: usize,
+) -> Option<String> {
+    match per {
+        Ok(p) if p.len() >= pods => None,
+        Ok(p) => Some(format!(
+            "only {} of {pods} pods answered ({})",
+            p.len(),
+            p.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// `requests` TCP connections from the client to `v4:80` and `[v6]:80`; answers per pod as
+/// (IPv4, IPv6) counts.
+fn spread_once(
+    lab: &Lab,
+    v4: IpAddr,
+    v6: IpAddr,
+    requests: usize,
+) -> lab::LabResult<BTreeMap<String, (usize, usize)>> {
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (vip, is_v6) in [(v4, false), (v6, true)] {
+        for n in lab.client_tcp_many(SocketAddr::new(vip, 80), requests)? {
+            let e = per.entry(n).or_default();
+            if is_v6 {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+    }
+    Ok(per)
 }
 
 /// Waits until each `(Service, count)` has at least `count` ingress IPs in its status
@@ -1018,6 +1094,35 @@ mod tests {
                 .any(|(p, k)| p.ends_with("/bgpd") && *k == "frr")
         );
         assert!(!progs.iter().any(|(p, _)| p.contains("bird")), "{progs:?}");
+    }
+
+    #[test]
+    fn spread_shortfall_names_missing_pods_and_errors() {
+        let per = |names: &[&str]| -> lab::LabResult<BTreeMap<String, (usize, usize)>> {
+            Ok(names.iter().map(|n| (n.to_string(), (1, 1))).collect())
+        };
+        let cases = [
+            (per(&["pod-1-1", "pod-2-1"]), 2, None),
+            (per(&["pod-1-1", "pod-2-1", "pod-3-1"]), 2, None),
+            (
+                per(&["pod-1-1"]),
+                2,
+                Some("only 1 of 2 pods answered (pod-1-1)"),
+            ),
+            (per(&[]), 1, Some("only 0 of 1 pods answered ()")),
+            (
+                Err(lab::LabError::new(
+                    "TCP to x",
+                    "connection 3: refused",
+                    None,
+                )),
+                2,
+                Some("step 'TCP to x': connection 3: refused"),
+            ),
+        ];
+        for (p, pods, want) in cases {
+            assert_eq!(spread_shortfall(&p, pods).as_deref(), want, "{p:?}");
+        }
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //! ferrolb's controller runs the same way in one node's namespace
 //! ([`FerrolbSpeakers::start_controller`]), as if it were a pod on that node.
 //!
+//! [`FerrolbSpeakers::kill_node`] and [`FerrolbSpeakers::restart_node`] crash and restart
+//! one node's speaker (graceful-restart tests); the restarted process appends to the same
+//! log and uses the same relay.
+//!
 //! The binaries are found next to the running executable (`target/<profile>/`, or its
 //! parent for test executables in `target/<profile>/deps/`), or in `$FERROLB_BIN_DIR`.
 //! `scripts/demo` builds them; for `cargo test` run `cargo build -p ferrolb-speaker` first.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -188,6 +192,19 @@ impl FerrolbProcess {
         )
     }
 
+    /// Sends SIGKILL (nothing is sent to the router: its sockets just close) and reaps
+    /// the process. Returns the exit description.
+    pub fn kill(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return "not running".into();
+        };
+        let _ = child.kill();
+        match child.wait() {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("wait failed: {e}"),
+        }
+    }
+
     /// Sends SIGTERM (the speaker closes its sessions with a Cease) and waits up to
     /// `grace` for it to exit, then kills it. Returns the exit description.
     pub fn stop(&mut self, grace: Duration) -> String {
@@ -227,6 +244,51 @@ impl Drop for FerrolbProcess {
 pub struct FerrolbSpeakers {
     relays: Vec<ApiRelay>,
     procs: Vec<FerrolbProcess>,
+    /// Node namespace per process (same order as `procs`).
+    namespaces: Vec<String>,
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// Starts `binary` for node `node` in namespace `ns`, logging to `log` (appending if
+/// `append`, else truncating).
+fn spawn_speaker(
+    binary: &Path,
+    kubeconfig: &Path,
+    node: &str,
+    ns: &str,
+    log: &Path,
+    append: bool,
+) -> anyhow::Result<Child> {
+    let out = if append {
+        OpenOptions::new().create(true).append(true).open(log)
+    } else {
+        File::create(log)
+    }
+    .with_context(|| format!("open {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .with_context(|| format!("open {}", log.display()))?;
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(binary)
+        .args([
+            "--node-name",
+            node,
+            "--bgp-port",
+            "179",
+            "--metrics-addr",
+            "",
+            "--debounce-ms",
+            "50",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("start {} on {node}", binary.display()))
 }
 
 impl FerrolbSpeakers {
@@ -241,42 +303,67 @@ impl FerrolbSpeakers {
     ) -> anyhow::Result<FerrolbSpeakers> {
         let mut relays = Vec::new();
         let mut procs = Vec::new();
+        let mut namespaces = Vec::new();
         for n in lab.nodes() {
             relays.push(ApiRelay::start(&n.ns, api)?);
             let log = lab
                 .run_dir()
                 .join(format!("ferrolb-speaker-{}.log", n.name));
-            let out = File::create(&log).with_context(|| format!("create {}", log.display()))?;
-            let err = out
-                .try_clone()
-                .with_context(|| format!("open {}", log.display()))?;
-            let child = Command::new("ip")
-                .args(["netns", "exec", &n.ns])
-                .arg(binary)
-                .args([
-                    "--node-name",
-                    &n.name,
-                    "--bgp-port",
-                    "179",
-                    "--metrics-addr",
-                    "",
-                    "--debounce-ms",
-                    "50",
-                ])
-                .env("KUBECONFIG", kubeconfig)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .with_context(|| format!("start {} on {}", binary.display(), n.name))?;
+            let child = spawn_speaker(binary, kubeconfig, &n.name, &n.ns, &log, false)?;
             procs.push(FerrolbProcess {
                 node: n.name.clone(),
                 child: Some(child),
                 log,
             });
+            namespaces.push(n.ns.clone());
         }
-        Ok(FerrolbSpeakers { relays, procs })
+        Ok(FerrolbSpeakers {
+            relays,
+            procs,
+            namespaces,
+            binary: binary.to_path_buf(),
+            kubeconfig: kubeconfig.to_path_buf(),
+        })
+    }
+
+    fn index_of(&self, node: &str) -> anyhow::Result<usize> {
+        self.procs
+            .iter()
+            .position(|p| p.node == node)
+            .ok_or_else(|| anyhow::anyhow!("no speaker for node {node}"))
+    }
+
+    /// Kills node `node`'s speaker with SIGKILL (a crash: no Cease, no BFD AdminDown)
+    /// and reaps it; the other speakers and the relays keep running. Returns the exit
+    /// description.
+    pub fn kill_node(&mut self, node: &str) -> anyhow::Result<String> {
+        let i = self.index_of(node)?;
+        Ok(self.procs[i].kill())
+    }
+
+    /// Starts node `node`'s speaker again (after [`FerrolbSpeakers::kill_node`] or a
+    /// stop), with the same arguments, appending to its log. Fails if it still runs.
+    pub fn restart_node(&mut self, node: &str) -> anyhow::Result<()> {
+        let i = self.index_of(node)?;
+        anyhow::ensure!(
+            !self.procs[i].running(),
+            "the speaker on {node} is still running"
+        );
+        // Reap a process that exited on its own.
+        if let Some(mut c) = self.procs[i].child.take() {
+            let _ = c.wait();
+        }
+        let log = self.procs[i].log.clone();
+        let child = spawn_speaker(
+            &self.binary,
+            &self.kubeconfig,
+            node,
+            &self.namespaces[i],
+            &log,
+            true,
+        )?;
+        self.procs[i].child = Some(child);
+        Ok(())
     }
 
     /// The processes, in node order.

@@ -109,6 +109,12 @@ pub struct LabSpec {
     pub birdc_bin: PathBuf,
     /// Parent directory of the per-run directory (default: the system temp dir).
     pub base_dir: PathBuf,
+    /// Run name to use instead of the next automatic `flb-<pid>-<k>`, so a caller knows
+    /// every namespace name before the build (e.g. to test a name collision). Must have
+    /// the shape `flb-<pid>-<tag>` ([`validate_run_name`]); use this process's pid so
+    /// `cleanup_stale` leaves the lab alone while the process runs. `None` (the default):
+    /// automatic.
+    pub run_name: Option<String>,
 }
 
 impl Default for LabSpec {
@@ -128,6 +134,7 @@ impl Default for LabSpec {
             bird_bin: PathBuf::from("/usr/sbin/bird"),
             birdc_bin: PathBuf::from("/usr/sbin/birdc"),
             base_dir: std::env::temp_dir(),
+            run_name: None,
         }
     }
 }
@@ -341,6 +348,48 @@ impl Plan {
     }
 }
 
+/// Longest run name accepted by [`validate_run_name`] (namespace names append up to seven
+/// more characters, e.g. `-n50p50`).
+pub const MAX_RUN_NAME_LEN: usize = 32;
+
+/// Checks a run name given in [`LabSpec::run_name`]: `flb-<pid>-<tag>` with a decimal pid,
+/// a tag of ASCII lowercase letters, digits and `-`, at most [`MAX_RUN_NAME_LEN`]
+/// characters. The shape lets `cleanup_stale` find the owner of leftovers. Pure.
+pub fn validate_run_name(name: &str) -> Result<(), LabError> {
+    let bad = |why: &str| {
+        Err(LabError::new(
+            "validate lab spec",
+            format!("run_name = {name:?}: {why}"),
+            Some("use flb-<this process's pid>-<tag>, e.g. flb-1234-collide".into()),
+        ))
+    };
+    if name.len() > MAX_RUN_NAME_LEN {
+        return bad(&format!(
+            "longer than {MAX_RUN_NAME_LEN} characters ({})",
+            name.len()
+        ));
+    }
+    let Some(rest) = name.strip_prefix(super::PREFIX) else {
+        return bad(&format!("must start with {:?}", super::PREFIX));
+    };
+    let Some((pid, tag)) = rest.split_once('-') else {
+        return bad("must have the shape flb-<pid>-<tag>");
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || pid.parse::<u32>().is_err() {
+        return bad("the part after flb- must be a decimal pid");
+    }
+    if tag.is_empty() || tag.ends_with('-') {
+        return bad("the tag after the pid must not be empty or end with '-'");
+    }
+    if !tag
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return bad("the tag may hold only a-z, 0-9 and '-'");
+    }
+    Ok(())
+}
+
 /// Name of the pod bridge inside every node namespace.
 pub const POD_BRIDGE: &str = "cbr0";
 /// Name of the L2 bridge inside the switch namespace.
@@ -403,6 +452,9 @@ impl LabSpec {
                 "bfd: interval {} ms and multiplier {}: need at least 10 ms and 1",
                 b.interval_ms, b.multiplier
             ));
+        }
+        if let Some(name) = &self.run_name {
+            validate_run_name(name)?;
         }
         Ok(())
     }
@@ -643,6 +695,38 @@ mod tests {
                 "bfd",
             ),
         ];
+        for (name, want) in [
+            ("flb-12-x", None),
+            ("flb-12-0", None),
+            ("flb-12-a-b2", None),
+            ("flb-12345678901234567890123-abcdef", Some("longer than 32")),
+            ("lab-12-x", Some("must start with \"flb-\"")),
+            ("flb-12", Some("shape flb-<pid>-<tag>")),
+            ("flb--x", Some("decimal pid")),
+            ("flb-1a-x", Some("decimal pid")),
+            ("flb-99999999999-x", Some("decimal pid")),
+            ("flb-12-", Some("must not be empty")),
+            ("flb-12-x-", Some("must not be empty")),
+            ("flb-12-X", Some("only a-z")),
+            ("flb-12-a/b", Some("only a-z")),
+            ("flb-12-a b", Some("only a-z")),
+        ] {
+            let got = validate_run_name(name);
+            match want {
+                None => got.unwrap_or_else(|e| panic!("{name}: {e}")),
+                Some(w) => {
+                    let e = got.expect_err(name).to_string();
+                    assert!(e.contains(w), "{name}: {e} should contain {w}");
+                    assert!(e.contains("validate lab spec"), "{e}");
+                }
+            }
+        }
+        let with_name = |n: &str| LabSpec {
+            run_name: Some(n.into()),
+            ..LabSpec::default()
+        };
+        with_name("flb-7-t").validate().expect("good run name");
+        assert!(with_name("x").validate().is_err());
         for (spec, want) in cases {
             let err = spec.validate().expect_err(want).to_string();
             assert!(err.contains(want), "{err} should contain {want}");

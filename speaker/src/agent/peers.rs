@@ -92,7 +92,9 @@ pub fn peer_config(
     pc.gtsm = opts.gtsm;
     pc.graceful_restart = peer.graceful_restart.then_some(GracefulRestartConfig {
         restart_time: GR_RESTART_TIME,
+        // The session task sets the R bit for its first session itself.
         restarting: false,
+        // The node's forwarding (kube-proxy, CNI) does not depend on the speaker.
         forwarding_preserved: true,
     });
     pc.bfd = peer.bfd_profile.as_ref().map(|b| BfdConfig {

@@ -2,6 +2,49 @@
 //! timer events and executes its actions (connect, send, timers), keeps the
 //! Adj-RIB-Out in step with the desired route set, handles connection
 //! collisions and tears the session down when the peer's BFD session drops.
+//!
+//! # Graceful restart (RFC 4724)
+//!
+//! With graceful restart configured the capability is in every OPEN, with the
+//! Forwarding State bit set per family (the node's forwarding plane does not
+//! depend on this process, so it survives a speaker restart), and:
+//!
+//! - **Restart State (R) bit** (§4.1): set in the OPENs of a task until its
+//!   first session reaches Established, clear afterwards. A process cannot tell
+//!   a restart after a crash from a first start, so it claims a restart every
+//!   time it starts. That is harmless on a first start: the only duty R puts
+//!   on the receiving speaker (§3) is not to wait for our End-of-RIB before
+//!   sending its own routes, and a receiver without stale routes from us has
+//!   nothing to keep or flush. Later sessions of the same task are reconnects
+//!   of a running process and carry R clear. A task restarted by a
+//!   configuration change starts over with R set; the old session ended with a
+//!   Cease, after which the receiver holds no stale routes (see the last point).
+//!   A `restarting: true` in the configuration sets R in every session.
+//! - **End-of-RIB** follows the initial Adj-RIB-Out only once the manager has
+//!   handed this task a route set (a `set_routes` reaching it, or a non-empty
+//!   set present when it started). A freshly restarted process has an empty
+//!   set until its agent has synced its caches; sending End-of-RIB before
+//!   would tell the receiver the RIB is complete and make it flush the stale
+//!   routes it keeps for us, breaking traffic through this node. There is no
+//!   deadline: if the routes never come (API server unreachable after the
+//!   restart), the receiver keeps forwarding on the stale routes until its own
+//!   stale-path timer (FRR: `bgp graceful-restart stalepath-time`, 360 s).
+//!   Without graceful restart the receiver keeps nothing, so End-of-RIB goes
+//!   out as soon as the initial (possibly empty) table is sent.
+//! - **BFD**: a killed process also stops answering BFD, and a router treats
+//!   BFD Down as a forwarding failure: it ends the session without graceful
+//!   restart and removes the routes (FRR sends Cease/BFD Down, RFC 9384),
+//!   unless it runs `bfd check-control-plane-failure` and our Control Plane
+//!   Independent (C) bit is clear (RFC 5882 §4.3); ours is clear, as this BFD
+//!   shares fate with the control plane. In practice the kernel closes a killed
+//!   process's TCP connections at once, so the router sees the session end and
+//!   starts helping the restart before BFD times out (3 × the interval), and
+//!   FRR (8.4) keeps the stale routes through the later BFD Down; the e2e suite
+//!   `suite_gr` shows it with and without BFD. A dead node sends no FIN: BFD
+//!   detects it first and its routes go, as they should.
+//! - A stop (SIGTERM, peer removed) sends a Cease: without RFC 8538's N bit,
+//!   which this speaker does not advertise, a NOTIFICATION ends the session
+//!   without graceful restart and the router withdraws our routes at once.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
@@ -23,7 +66,9 @@ use crate::bgp::codec::{
     encode_keepalive, err, msg_type,
 };
 use crate::bgp::fsm::{Action, Event, Fsm, FsmConfig, State, TimerKind, collision_keeps_local};
-use crate::bgp::open::{Family, LocalConfig, Negotiated, encode_local_open, negotiate};
+use crate::bgp::open::{
+    Family, GracefulRestartConfig, LocalConfig, Negotiated, encode_local_open, negotiate,
+};
 use crate::bgp::update::{RibDiff, RouteSet, UpdateContext, build_diff_updates, end_of_rib};
 
 /// Prefixes put into one write-queue buffer; bounds a buffer to about 100 KiB.
@@ -103,6 +148,8 @@ pub(crate) struct PeerTask {
     rejected: BTreeSet<IpNet>,
     dirty: bool,
     eor_pending: bool,
+    /// The manager has handed this task a route set; End-of-RIB waits for it.
+    routes_handed: bool,
     down_override: Option<DownCause>,
     deferred: VecDeque<Event>,
 }
@@ -165,7 +212,11 @@ impl PeerTask {
             keepalive: cfg.keepalive,
             router_id: cfg.router_id,
             families: cfg.effective_families(),
-            graceful_restart: cfg.graceful_restart,
+            // R bit set until the first session is established (module docs).
+            graceful_restart: cfg.graceful_restart.map(|g| GracefulRestartConfig {
+                restarting: true,
+                ..g
+            }),
         };
         let fsm = Fsm::new(FsmConfig {
             connect_retry_initial: cfg.connect_time,
@@ -175,6 +226,9 @@ impl PeerTask {
             ..FsmConfig::default()
         });
         let desired = routes_rx.borrow().clone();
+        // The manager starts a task with an empty set unless routes were set for
+        // it; only graceful restart needs to wait for them (module docs).
+        let routes_handed = !desired.is_empty() || cfg.graceful_restart.is_none();
         Self {
             cfg,
             local,
@@ -194,6 +248,7 @@ impl PeerTask {
             rejected: BTreeSet::new(),
             dirty: true,
             eor_pending: false,
+            routes_handed,
             down_override: None,
             deferred: VecDeque::new(),
         }
@@ -201,6 +256,11 @@ impl PeerTask {
 
     fn id(&self) -> &str {
         &self.cfg.id
+    }
+
+    /// End-of-RIB is owed and may go out (after the first route set arrived).
+    fn eor_due(&self) -> bool {
+        self.eor_pending && self.routes_handed
     }
 
     fn status(&self, f: impl FnOnce(&mut PeerStatus)) {
@@ -248,6 +308,7 @@ impl PeerTask {
                     self.desired = self.routes_rx.borrow_and_update().clone();
                     self.rejected.clear();
                     self.dirty = true;
+                    self.routes_handed = true;
                 }
                 Wake::Routes(false) | Wake::Bfd(false) => {
                     self.stop(Notification::cease(err::CEASE_PEER_DECONFIGURED));
@@ -265,7 +326,7 @@ impl PeerTask {
     }
 
     async fn wait(&mut self) -> Wake {
-        let tx = if self.fsm.state() == State::Established && (self.dirty || self.eor_pending) {
+        let tx = if self.fsm.state() == State::Established && (self.dirty || self.eor_due()) {
             self.conn.as_ref().map(|c| c.tx.clone())
         } else {
             None
@@ -319,9 +380,7 @@ impl PeerTask {
     fn exec(&mut self, a: Action) {
         match a {
             Action::Connect => {
-                if let Some(h) = self.connecting.take() {
-                    h.abort();
-                }
+                self.abort_connect();
                 let cfg = self.cfg.clone();
                 self.connecting = Some(tokio::spawn(async move { conn::connect(&cfg).await }));
             }
@@ -329,9 +388,7 @@ impl PeerTask {
                 if let Some(c) = self.conn.take() {
                     c.close();
                 }
-                if let Some(h) = self.connecting.take() {
-                    h.abort();
-                }
+                self.abort_connect();
             }
             Action::SendOpen => match encode_local_open(&self.local) {
                 Ok(open) => {
@@ -366,6 +423,11 @@ impl PeerTask {
             Action::StartTimer(k, d) => self.timers[timer_index(k)] = Some(Instant::now() + d),
             Action::StopTimer(k) => self.timers[timer_index(k)] = None,
             Action::SessionEstablished { hold_time, .. } => {
+                // Later sessions of this task are reconnects, not restarts.
+                let forced = self.cfg.graceful_restart.is_some_and(|g| g.restarting);
+                if let Some(gr) = self.local.graceful_restart.as_mut() {
+                    gr.restarting = forced;
+                }
                 let peer_as = self.negotiated.as_ref().map(|n| n.peer_as);
                 tracing::info!(peer = %self.cfg.id, hold_time, "bgp session established");
                 self.status(|s| {
@@ -418,6 +480,29 @@ impl PeerTask {
             self.down_override = Some(DownCause::SendQueueStalled);
             self.deferred.push_back(Event::TcpConnectionFails);
         }
+    }
+
+    /// Aborts an outgoing connect still in flight. One that never completed is recorded as
+    /// the last error: the kernel got no answer (peer down, filtered, or a TCP-MD5
+    /// mismatch, where the peer drops our SYNs without a reset).
+    fn abort_connect(&mut self) {
+        let Some(h) = self.connecting.take() else {
+            return;
+        };
+        if !h.is_finished() {
+            let hint = if self.cfg.password.is_some() {
+                "no answer: peer down, filtered, or TCP-MD5 password mismatch"
+            } else {
+                "no answer: peer down or filtered"
+            };
+            let e = format!(
+                "connect to {} timed out ({hint})",
+                std::net::SocketAddr::new(self.cfg.peer_address, self.cfg.peer_port)
+            );
+            tracing::debug!(peer = %self.cfg.id, error = %e, "connect retry");
+            self.status(|s| s.last_error = Some(e));
+        }
+        h.abort();
     }
 
     fn connect_failed(&mut self, e: String) {
@@ -806,7 +891,7 @@ impl PeerTask {
         let chunk = self.next_chunk(&families, UPDATE_CHUNK);
         if chunk.is_empty() {
             self.dirty = false;
-            if self.eor_pending {
+            if self.eor_due() {
                 self.eor_pending = false;
                 let mut buf = Vec::new();
                 for f in &families {

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
 
+pub mod bird;
+pub mod gobgp;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Fails the test with a clear message unless it runs as root.
@@ -532,4 +535,65 @@ pub fn summary_established(frr: &Frr, addr: &str) -> bool {
             .and_then(|s| s.as_str())
             == Some("Established")
     })
+}
+
+/// A node running ferrolb's `SessionManager` on a runtime inside its
+/// namespace (for the BIRD and GoBGP router tests); shut down on drop.
+pub struct SpeakerNode {
+    /// The manager.
+    pub mgr: ferrolb_speaker::net::SessionManager,
+    rt: NodeRt,
+}
+
+impl SpeakerNode {
+    /// Starts a manager (listening on port 179) in `ns` with `peers`.
+    pub fn start(ns: &Netns, peers: Vec<ferrolb_speaker::net::PeerConfig>) -> Self {
+        use ferrolb_speaker::net::{ManagerConfig, SessionManager};
+        let rt = NodeRt::new(ns);
+        let mgr = rt
+            .run(async { SessionManager::start(ManagerConfig::default()) })
+            .expect("manager starts");
+        let m = mgr.clone();
+        rt.run(async move { m.set_peers(peers).await })
+            .expect("peers accepted");
+        Self { mgr, rt }
+    }
+
+    /// Replaces the routes announced to every peer.
+    pub fn set_routes(&self, routes: ferrolb_speaker::bgp::update::RouteSet) {
+        let m = self.mgr.clone();
+        self.rt
+            .run(async move {
+                m.set_routes(ferrolb_speaker::net::RouteTarget::All, routes)
+                    .await
+            })
+            .expect("routes accepted");
+    }
+
+    /// The FSM state of peer `id`.
+    pub fn state(&self, id: &str) -> Option<ferrolb_speaker::bgp::fsm::State> {
+        self.mgr.peer_status(id).map(|s| s.state)
+    }
+
+    /// Whether peer `id` is Established.
+    pub fn established(&self, id: &str) -> bool {
+        self.state(id) == Some(ferrolb_speaker::bgp::fsm::State::Established)
+    }
+}
+
+impl Drop for SpeakerNode {
+    fn drop(&mut self) {
+        let m = self.mgr.clone();
+        self.rt.run(async move { m.shutdown().await });
+    }
+}
+
+/// A route set from `(prefix, attributes)` pairs.
+pub fn route_set(
+    entries: &[(&str, ferrolb_speaker::bgp::update::RouteAttrs)],
+) -> ferrolb_speaker::bgp::update::RouteSet {
+    entries
+        .iter()
+        .map(|(p, a)| (p.parse::<ipnet::IpNet>().expect("prefix"), a.clone()))
+        .collect()
 }
