@@ -478,11 +478,39 @@ fn scoped_pool(v4: &str, v6: &str) -> serde_json::Value {
     })
 }
 
+/// Waits until the controller wrote `Valid=True` into pool `name`'s status.
+fn wait_pool_valid(api: &ApiServer, name: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pool = api.object("ferrolb.io/v1beta1", "IPAddressPool", Some(SYSTEM_NS), name);
+        let valid = pool
+            .as_ref()
+            .and_then(|p| p["status"]["conditions"].as_array())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Valid" && c["status"] == "True")
+            });
+        if valid {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pool {name} never got Valid=True: {pool:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Pool selection by priority and selector, then a pool edit that re-homes the Service.
 fn pool_change(env: &Env, watcher: &DnatWatcher) {
     let (lab, api) = (&env.lab, &env.api);
     api.insert(scoped_pool("203.0.113.0/28", "fd00:5300::/124"))
         .expect("scoped pool");
+    // Watches of different kinds are not ordered: a Service seen before the new pool is
+    // (rightly) allocated from the pools known then. Wait until the controller has taken
+    // the pool in (it writes the pool's `Valid` condition), as a user would check with
+    // `kubectl get ipaddresspool`.
+    wait_pool_valid(api, "e2e-scoped");
     api.insert(service(
         "e2e-pool",
         "Cluster",
