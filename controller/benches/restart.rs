@@ -13,11 +13,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
+use ferrolb_e2e::bench::{
+    BenchChild, DIAG_ENV, RunClock, arena_diag_section, exit_on_error, fmt_stats, machine_note,
+    median, rss_kib, sigterm, write_report,
+};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
@@ -40,9 +44,8 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// A controller process, killed on drop (a failing run leaves nothing behind).
 struct Ctl {
-    child: Option<Child>,
+    proc: BenchChild,
     addr: String,
-    log: PathBuf,
 }
 
 impl Ctl {
@@ -55,42 +58,22 @@ impl Ctl {
             .local_addr()?
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let out = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
-        let err = out.try_clone()?;
-        let t0 = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
-            .args(["--metrics-addr", &addr, "--log-json", "--namespace", NS])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
+        cmd.args(["--metrics-addr", &addr, "--log-json", "--namespace", NS])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("spawn ferrolb-controller")?;
-        Ok((
-            Ctl {
-                child: Some(child),
-                addr,
-                log,
-            },
-            t0,
-        ))
+            .envs(env.iter().copied());
+        let proc = BenchChild::spawn(&mut cmd, log, "controller")?;
+        let t0 = proc.spawned_at();
+        Ok((Ctl { proc, addr }, t0))
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.proc.pid()
     }
 
     fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(c) = self.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            anyhow::bail!("controller exited ({st}); last log lines: {tail:?}");
-        }
-        Ok(())
+        self.proc.check_running()
     }
 
     async fn ready(&self) -> bool {
@@ -101,15 +84,11 @@ impl Ctl {
 
     /// SIGTERM, then waits for the exit; returns how long that took.
     async fn stop(&mut self) -> anyhow::Result<Duration> {
-        let Some(mut child) = self.child.take() else {
+        let Some(mut child) = self.proc.take() else {
             anyhow::bail!("controller not running");
         };
         let t0 = Instant::now();
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?
-            .success();
-        anyhow::ensure!(ok, "kill -TERM failed");
+        anyhow::ensure!(sigterm(child.id())?, "kill -TERM failed");
         loop {
             if let Some(st) = child.try_wait()? {
                 anyhow::ensure!(st.success(), "controller exit status {st}");
@@ -127,7 +106,7 @@ impl Ctl {
     /// `(since_start_ms, initial_load_ms)` of the "every watch listed" and "initial
     /// load done" log lines (the controller's own clock, from the start of `run`).
     fn log_marks(&self) -> (Option<f64>, Option<f64>, Option<f64>) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = std::fs::read_to_string(self.proc.log()).unwrap_or_default();
         let mut listed = None;
         let mut ready = None;
         let mut load = None;
@@ -151,15 +130,6 @@ impl Ctl {
     }
 }
 
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Removes the bench's temporary directory, also when unwinding.
 struct TempDir(PathBuf);
 
@@ -176,20 +146,6 @@ async fn get(addr: &str, path: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).await.ok()?;
     Some(out)
-}
-
-/// `(VmRSS, VmHWM)` in KiB.
-fn rss_kib(pid: u32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn name(i: usize) -> String {
@@ -585,49 +541,12 @@ async fn one_rep(n: usize, dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<R
     Ok(rep)
 }
 
-fn median(v: &[f64]) -> f64 {
-    stats(v).map_or(f64::NAN, |s| s.0)
-}
-
-fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len();
-    let med = if m % 2 == 1 {
-        s[m / 2]
-    } else {
-        (s[m / 2 - 1] + s[m / 2]) / 2.0
-    };
-    Some((med, s[0], s[m - 1]))
-}
-
 fn fmt(v: &[f64]) -> String {
-    match stats(v) {
-        Some((m, lo, hi)) => format!("**{m:.0}** [{lo:.0}..{hi:.0}]"),
-        None => "n/a".into(),
-    }
+    fmt_stats(v, 0)
 }
 
 fn fmt_mib(v: &[f64]) -> String {
-    match stats(v) {
-        Some((m, lo, hi)) => format!("**{m:.1}** [{lo:.1}..{hi:.1}]"),
-        None => "n/a".into(),
-    }
-}
-
-fn sh_out(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn load3(s: &str) -> String {
-    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    fmt_stats(v, 1)
 }
 
 fn report(results: &[(usize, Vec<Rep>)], failures: &[String], run: &RunInfo) -> String {
@@ -642,18 +561,8 @@ fn report(results: &[(usize, Vec<Rep>)], failures: &[String], run: &RunInfo) -> 
     );
     let _ = writeln!(
         r,
-        "Machine: {}; {} CPUs (2 shared vCPUs, noisy: other helpers' builds may run beside it; \
-         load average at start {}, at end {}); kernel {}. Release build (`bench` profile) of \
-         the controller binary.\n",
-        sh_out(&[
-            "sh",
-            "-c",
-            "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"
-        ]),
-        sh_out(&["nproc"]),
-        load3(&run.loads.0),
-        load3(&run.loads.1),
-        sh_out(&["uname", "-r"]),
+        "Machine: {}. Release build (`bench` profile) of the controller binary.\n",
+        machine_note(&run.loads, "may run"),
     );
     let _ = writeln!(
         r,
@@ -946,8 +855,6 @@ fn summary(results: &[(usize, Vec<Rep>)]) -> String {
 
 /// Scale of the diagnostic run.
 const DIAG_N: usize = 10_000;
-/// glibc tunable of the diagnostic run.
-const DIAG_ENV: &str = "MALLOC_ARENA_MAX";
 
 fn diag_section(diag: Option<&Rep>, results: &[(usize, Vec<Rep>)]) -> String {
     let Some(d) = diag else {
@@ -958,45 +865,37 @@ fn diag_section(diag: Option<&Rep>, results: &[(usize, Vec<Rep>)]) -> String {
         base.map_or(f64::NAN, |r| median(&r.iter().map(f).collect::<Vec<_>>()))
     };
     let mib = |k: u64| k as f64 / 1024.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "\n## Diagnostic: one malloc arena\n\nOne more run at N = {DIAG_N} with \
-         `{DIAG_ENV}=1` in the controller's environment (glibc then serves every thread from \
-         one heap; not a product setting, it only shows how much of the resident set is \
-         per-thread arenas rather than live data). One run, so no spread.\n"
+    let mut s = arena_diag_section(
+        DIAG_N,
+        "controller",
+        &[
+            (
+                "VmRSS after cold allocation (MiB)",
+                med(&|x| mib(x.cold_rss.0)),
+                mib(d.cold_rss.0),
+            ),
+            (
+                "VmHWM cold (MiB)",
+                med(&|x| mib(x.cold_rss.1)),
+                mib(d.cold_rss.1),
+            ),
+            (
+                "VmRSS after restart (MiB)",
+                med(&|x| mib(x.restart_rss.0)),
+                mib(d.restart_rss.0),
+            ),
+            (
+                "start → all allocated (ms)",
+                med(&|x| x.cold_all_ms),
+                d.cold_all_ms,
+            ),
+            (
+                "restart → ready (ms)",
+                med(&|x| x.restart_ready_ms),
+                d.restart_ready_ms,
+            ),
+        ],
     );
-    let _ = writeln!(s, "| measure | default (median) | `{DIAG_ENV}=1` |");
-    let _ = writeln!(s, "|---|---|---|");
-    for (what, a, b) in [
-        (
-            "VmRSS after cold allocation (MiB)",
-            med(&|x| mib(x.cold_rss.0)),
-            mib(d.cold_rss.0),
-        ),
-        (
-            "VmHWM cold (MiB)",
-            med(&|x| mib(x.cold_rss.1)),
-            mib(d.cold_rss.1),
-        ),
-        (
-            "VmRSS after restart (MiB)",
-            med(&|x| mib(x.restart_rss.0)),
-            mib(d.restart_rss.0),
-        ),
-        (
-            "start → all allocated (ms)",
-            med(&|x| x.cold_all_ms),
-            d.cold_all_ms,
-        ),
-        (
-            "restart → ready (ms)",
-            med(&|x| x.restart_ready_ms),
-            d.restart_ready_ms,
-        ),
-    ] {
-        let _ = writeln!(s, "| {what} | {a:.1} | {b:.1} |");
-    }
     let _ = writeln!(
         s,
         "\nAddresses changed in that restart: {}; writes to Services: {}.",
@@ -1006,16 +905,11 @@ fn diag_section(diag: Option<&Rep>, results: &[(usize, Vec<Rep>)]) -> String {
 }
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("restart bench failed: {e:#}");
-        std::process::exit(1);
-    }
+    exit_on_error("restart bench", run());
 }
 
 fn run() -> anyhow::Result<()> {
-    let started = sh_out(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]);
-    let t_start = Instant::now();
-    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let clock = RunClock::start();
     let dir = std::env::temp_dir().join(format!("flb-{}-restart-bench", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let tmp = TempDir(dir);
@@ -1063,23 +957,15 @@ fn run() -> anyhow::Result<()> {
         }
     };
     drop(rt);
-    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (took, loads) = clock.finish();
     let info = RunInfo {
-        started,
-        took: t_start.elapsed(),
-        loads: (load_start, load_end),
+        started: clock.started.clone(),
+        took,
+        loads,
         notes: summary(&results) + &diag_section(diag.as_ref(), &results),
     };
     let text = report(&results, &failures, &info);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let out = target.join("bench-reports");
-    std::fs::create_dir_all(&out)?;
-    let path = out.canonicalize()?.join("restart.md");
-    std::fs::write(&path, &text)?;
-    println!("{text}");
-    println!("(written to {})", path.display());
+    write_report("restart.md", &text)?;
     anyhow::ensure!(failures.is_empty(), "{} repetitions failed", failures.len());
     let bad: usize = results
         .iter()

@@ -2,6 +2,8 @@
 //! pool with status, an allocated and a pending Service, a ServiceBGPStatus, a BGPPeer and
 //! an Event; and `validate` on files.
 
+mod reconcile_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -10,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-const NS: &str = "ferrolb-system";
+use reconcile_support::NS;
 
 /// A scratch directory removed on drop.
 struct TempDir(PathBuf);
@@ -73,16 +75,8 @@ fn condition(status: &str, reason: &str, message: &str) -> Value {
 }
 
 async fn seeded() -> ApiServer {
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
-    let server = ApiServer::start(ApiServerOptions {
-        manifests: vec![crds],
-        ..Default::default()
-    })
-    .await
-    .expect("start the in-memory API server");
+    let server = reconcile_support::server().await;
     let objects = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1",
             "labels": {"kubernetes.io/hostname": "node1"}}}),
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node2",

@@ -1,6 +1,7 @@
 //! The webhook over HTTPS against the in-memory API server: certificate generation into a
 //! Secret, the caBundle, reviews, reuse by a second replica, rotation and file reloads.
 
+mod reconcile_support;
 mod webhook_support;
 
 use std::time::{Duration, SystemTime};

@@ -4,43 +4,15 @@
 //! and tears down what it built. Needs root; tests run in parallel (unique run names).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_e2e::lab::{self, Lab, LabSpec, netns};
 
-fn root() {
-    if let Err(e) = lab::require_root() {
-        panic!("this test builds network namespaces: {e}");
-    }
-}
-
-fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/var/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn assert_torn_down(run: &str, run_dir: &Path) {
-    assert_eq!(
-        namespaces_with_prefix(&format!("{run}-")),
-        Vec::<String>::new(),
-        "namespaces left behind"
-    );
-    assert!(
-        !run_dir.exists(),
-        "run dir {} left behind",
-        run_dir.display()
-    );
-}
+mod lab_common;
+use lab_common::{assert_torn_down, namespaces_with_prefix, root};
 
 /// A namespace made by the test (someone else's, from the lab's point of view) with a
 /// process in it; both removed on drop, also when the test panics.

@@ -10,23 +10,10 @@ use std::time::Duration;
 
 use ferrolb_e2e::lab::{self, Families, FrrPeering, Lab, LabSpec, NodeAsns, Proto, RouterKind};
 
+mod lab_common;
+use lab_common::{assert_torn_down, root};
+
 const BGP_WAIT: Duration = Duration::from_secs(30);
-
-fn root() {
-    if let Err(e) = lab::require_root() {
-        panic!("this test builds network namespaces: {e}");
-    }
-}
-
-fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/var/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn link_up(lab: &Lab, ns: &str, dev: &str) -> bool {
     let out = lab
@@ -54,19 +41,6 @@ fn uplinks(lab: &Lab, v6: bool) -> Vec<IpAddr> {
             }
         })
         .collect()
-}
-
-fn assert_torn_down(run: &str, run_dir: &Path) {
-    assert_eq!(
-        namespaces_with_prefix(&format!("{run}-")),
-        Vec::<String>::new(),
-        "namespaces left behind"
-    );
-    assert!(
-        !run_dir.exists(),
-        "run dir {} left behind",
-        run_dir.display()
-    );
 }
 
 #[test]

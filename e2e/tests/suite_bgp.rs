@@ -16,7 +16,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::cluster::EndpointState;
@@ -240,16 +239,6 @@ fn bgp_mode_with_ferrolb_speaker() {
     });
     routes_via(&lab, &CLUSTER, &[]);
 
-    speakers.check_running().expect("speakers still running");
-    let stopped = speakers.stop();
-    assert!(
-        stopped.iter().all(|s| s.ends_with("exit status: 0")),
-        "{stopped:?}"
-    );
-    rt.block_on(watcher.stop());
-    rt.block_on(api.shutdown());
     drop(guard);
-    drop(rt);
-    let lab = Arc::try_unwrap(lab).expect("no other lab handle left");
-    lab.down().expect("lab down");
+    suite_common::finish(lab, rt, api, watcher, speakers);
 }

@@ -14,7 +14,6 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::apiserver::ApiServer;
@@ -147,7 +146,7 @@ fn controller_allocates_and_restarts_without_changing_ips() {
     let kubeconfig = lab.run_dir().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let watcher = DnatWatcher::spawn(client.clone(), lab.clone());
-    let mut speakers =
+    let speakers =
         FerrolbSpeakers::start(&lab, &speaker_bin, api.addr(), &kubeconfig).expect("speakers");
     let mut controller = start_controller(
         &speakers,
@@ -206,17 +205,7 @@ fn controller_allocates_and_restarts_without_changing_ips() {
     assert_eq!(ingress(&api, "e2e-first"), first);
 
     controller.check().expect("controller running");
-    speakers.check_running().expect("speakers running");
     assert_eq!(controller.stop(Duration::from_secs(5)), "exit status: 0");
-    let stopped = speakers.stop();
-    assert!(
-        stopped.iter().all(|s| s.ends_with("exit status: 0")),
-        "{stopped:?}"
-    );
-    rt.block_on(watcher.stop());
-    rt.block_on(api.shutdown());
     drop(guard);
-    drop(rt);
-    let lab = Arc::try_unwrap(lab).expect("no other lab handle left");
-    lab.down().expect("lab down");
+    suite_common::finish(lab, rt, api, watcher, speakers);
 }

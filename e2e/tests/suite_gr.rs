@@ -33,13 +33,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
-use ferrolb_e2e::cluster::demo::{DemoOptions, demo_spec, workspace_root};
+use ferrolb_e2e::cluster::SlicePort;
 use ferrolb_e2e::cluster::dnat::DnatWatcher;
 use ferrolb_e2e::cluster::speakers::{FerrolbSpeakers, SPEAKER_BIN, locate_binary};
-use ferrolb_e2e::cluster::{Cluster, SlicePort, seed_cluster};
-use ferrolb_e2e::lab::{self, Lab, LabError, Proto, netns};
+use ferrolb_e2e::lab::{self, Lab, LabError, LabSpec, Proto, netns};
 use serde_json::{Value, json};
+
+mod suite_common;
+use suite_common::Env;
 
 const NS: &str = "default";
 const SVC: &str = "e2e-gr";
@@ -323,42 +324,31 @@ fn speaker_restart_with_bfd_keeps_routes_and_traffic() {
 fn speaker_restart(bfd: bool) {
     lab::require_root().unwrap_or_else(|e| panic!("the suite builds network namespaces: {e}"));
     let binary = locate_binary(SPEAKER_BIN).unwrap_or_else(|e| panic!("{e}"));
-    let demo = demo_spec(&DemoOptions {
-        nodes: 3,
-        pods_per_node: 1,
-        ..DemoOptions::default()
-    });
-    assert!(demo.bfd.is_some(), "the demo lab runs BFD");
-    let spec = ferrolb_e2e::lab::LabSpec {
-        bfd: if bfd { demo.bfd } else { None },
-        ..demo
-    };
-    let lab = Arc::new(Lab::up(spec).expect("lab up"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let env = Env::up_with(
+        |spec| {
+            assert!(spec.bfd.is_some(), "the demo lab runs BFD");
+            LabSpec {
+                bfd: if bfd { spec.bfd } else { None },
+                ..spec
+            }
+        },
+        |example| {
+            assert!(example.contains("enableGracefulRestart: true"));
+            example
+                .lines()
+                .filter(|l| bfd || l.trim() != "bfdProfile: fast")
+                .map(|l| format!("{l}\n"))
+                .collect()
+        },
+    );
+    let Env {
+        lab,
+        rt,
+        api,
+        client,
+        cluster,
+    } = env;
     let guard = rt.enter();
-    let deploy = workspace_root().join("deploy");
-    let api = rt
-        .block_on(ApiServer::start(ApiServerOptions {
-            manifests: vec![deploy.join("crds")],
-            ..ApiServerOptions::default()
-        }))
-        .expect("api server");
-    seed_cluster(&api, lab.plan()).expect("seed cluster");
-    let example = std::fs::read_to_string(deploy.join("examples/ferrolb-config.yaml"))
-        .expect("example config");
-    assert!(example.contains("enableGracefulRestart: true"));
-    let config: String = example
-        .lines()
-        .filter(|l| bfd || l.trim() != "bfdProfile: fast")
-        .map(|l| format!("{l}\n"))
-        .collect();
-    api.load_yaml(&config).expect("configuration");
-    let client = api.client().expect("client");
-    let cluster = Cluster::new(client.clone());
     let _echo = EchoServers::start(&lab).expect("echo servers");
     api.insert(service()).expect("service");
     let ports = [SlicePort {
@@ -488,16 +478,6 @@ fn speaker_restart(bfd: bool) {
         assert!(r.messages > 100, "transfer to {}: {r:?}", r.to);
     }
 
-    speakers.check_running().expect("speakers running");
-    let stopped = speakers.stop();
-    assert!(
-        stopped.iter().all(|s| s.ends_with("exit status: 0")),
-        "{stopped:?}"
-    );
-    rt.block_on(watcher.stop());
-    rt.block_on(api.shutdown());
     drop(guard);
-    drop(rt);
-    let lab = Arc::try_unwrap(lab).expect("no other lab handle left");
-    lab.down().expect("lab down");
+    suite_common::finish(lab, rt, api, watcher, speakers);
 }

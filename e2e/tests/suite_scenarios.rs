@@ -31,7 +31,6 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::apiserver::ApiServer;
@@ -626,7 +625,7 @@ fn bgp_scenarios_with_ferrolb_controller_and_speakers() {
     let kubeconfig = env.lab.run_dir().join("kubeconfig");
     env.api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let watcher = DnatWatcher::spawn(env.client.clone(), env.lab.clone());
-    let mut speakers = FerrolbSpeakers::start(&env.lab, &speaker_bin, env.api.addr(), &kubeconfig)
+    let speakers = FerrolbSpeakers::start(&env.lab, &speaker_bin, env.api.addr(), &kubeconfig)
         .expect("speakers");
     let mut controller = speakers
         .start_controller(&env.lab, &controller_bin, &kubeconfig, 1)
@@ -643,18 +642,8 @@ fn bgp_scenarios_with_ferrolb_controller_and_speakers() {
     println!("section pool change: {} ms", t.elapsed().as_millis());
 
     controller.check().expect("controller running");
-    speakers.check_running().expect("speakers running");
     assert_eq!(controller.stop(Duration::from_secs(5)), "exit status: 0");
-    let stopped = speakers.stop();
-    assert!(
-        stopped.iter().all(|s| s.ends_with("exit status: 0")),
-        "{stopped:?}"
-    );
     drop(guard);
     let Env { lab, rt, api, .. } = env;
-    rt.block_on(watcher.stop());
-    rt.block_on(api.shutdown());
-    drop(rt);
-    let lab = Arc::try_unwrap(lab).expect("no other lab handle left");
-    lab.down().expect("lab down");
+    suite_common::finish(lab, rt, api, watcher, speakers);
 }

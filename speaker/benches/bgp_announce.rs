@@ -23,12 +23,17 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Frr, FrrNeighbor, Lab, NodeRt, bfdd_conf, bgpd_conf};
+use ferrolb_e2e::bench::{
+    RunClock, exit_on_error, have, loadavg, machine_note, rss_kib, stats, version_line, wait_until,
+    write_report,
+};
 use ferrolb_speaker::bgp::open::PeerAsPolicy;
 use ferrolb_speaker::bgp::update::{RouteAttrs, RouteSet};
 use ferrolb_speaker::net::{BfdConfig, ManagerConfig, PeerConfig, RouteTarget, SessionManager};
 use ipnet::IpNet;
-use support::fibwatch::{FibWatch, mono_ns};
+use support::fibwatch::{FibWatch, mono_ns, ms};
 use support::gobgp_api;
+use support::host;
 
 const CHILD_ARG: &str = "--flb-speaker-child";
 const ROUTER_AS: u32 = 64500;
@@ -147,17 +152,6 @@ enum Speaker {
 
 /// Hand-over result: (t0, the hand-over call returned), mono ns.
 type Handover = (u64, u64);
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 fn spawn_in(ns: &str, args: &[&str], log: &Path) -> anyhow::Result<Child> {
     let log = std::fs::File::create(log)?;
@@ -417,19 +411,6 @@ impl Speaker {
 // ---------------------------------------------------------------------------
 // Measurements.
 
-fn rss_kib(pid: u32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 #[derive(Default)]
 struct Results {
     /// (kind, n, "announce"/"withdraw") -> samples.
@@ -444,10 +425,6 @@ struct Sample {
     fib_ms: f64,
     first_ms: f64,
     cmd_ms: f64,
-}
-
-fn ms(a: u64, b: u64) -> f64 {
-    b.saturating_sub(a) as f64 / 1e6
 }
 
 fn measure(w: &FibWatch, sp: &mut Speaker, n: usize, prev: usize) -> anyhow::Result<Sample> {
@@ -618,21 +595,6 @@ fn failover(lab: &Lab, w: &FibWatch) -> anyhow::Result<Failover> {
 // ---------------------------------------------------------------------------
 // Report.
 
-fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len();
-    let med = if m % 2 == 1 {
-        s[m / 2]
-    } else {
-        (s[m / 2 - 1] + s[m / 2]) / 2.0
-    };
-    Some((med, s[0], s[m - 1]))
-}
-
 fn pct(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -640,34 +602,13 @@ fn pct(v: &[f64], p: f64) -> f64 {
     s[i.clamp(1, s.len()) - 1]
 }
 
+/// `**median** [min..max]`: 3 decimals when every value is below 1, else 1.
 fn fmt_stats(v: &[f64]) -> String {
-    match stats(v) {
-        Some((m, lo, hi)) if hi < 1.0 => format!("**{m:.3}** [{lo:.3}..{hi:.3}]"),
-        Some((m, lo, hi)) => format!("**{m:.1}** [{lo:.1}..{hi:.1}]"),
-        None => "n/a".into(),
-    }
-}
-
-fn sh_out(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn version_line(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output();
-    out.map(|o| {
-        let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&o.stderr));
-        s.lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    })
-    .unwrap_or_else(|_| "not installed".into())
+    let digits = match stats(v) {
+        Some((_, _, hi)) if hi < 1.0 => 3,
+        _ => 1,
+    };
+    ferrolb_e2e::bench::fmt_stats(v, digits)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -692,26 +633,8 @@ fn report(
     );
     let _ = writeln!(
         r,
-        "Machine: {}; {} CPUs (2 shared vCPUs, noisy: other helpers' builds ran beside it; load average at start {}, at end {}); kernel {}. {}; {}; {}.\n",
-        sh_out(&[
-            "sh",
-            "-c",
-            "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"
-        ]),
-        sh_out(&["nproc"]),
-        loads
-            .0
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        loads
-            .1
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        sh_out(&["uname", "-r"]),
+        "Machine: {}. {}; {}; {}.\n",
+        machine_note(loads, "ran"),
         version_line(&["/usr/lib/frr/bgpd", "--version"]),
         version_line(&["gobgpd", "--version"]),
         version_line(&["bird", "--version"]),
@@ -943,14 +866,6 @@ fn report(
 
 // ---------------------------------------------------------------------------
 
-fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() >= 3 && args[1] == CHILD_ARG {
@@ -960,37 +875,14 @@ fn main() {
         }
         return;
     }
-    if !nix::unistd::geteuid().is_root() {
-        println!(
-            "bgp_announce: SKIPPED — needs root (network namespaces, veths, FRR). Run as root."
-        );
+    if !host::can_run("bgp_announce") {
         return;
     }
-    let missing: Vec<&str> = [
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/bgpd",
-        "/usr/lib/frr/bfdd",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).exists())
-    .chain((!have("vtysh")).then_some("vtysh"))
-    .collect();
-    if !missing.is_empty() {
-        println!(
-            "bgp_announce: SKIPPED — FRR is missing ({}); install frr.",
-            missing.join(", ")
-        );
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("bgp_announce failed: {e:#}");
-        std::process::exit(1);
-    }
+    exit_on_error("bgp_announce", run());
 }
 
 fn run() -> anyhow::Result<()> {
-    let started = sh_out(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]);
-    let t_start = Instant::now();
+    let clock = RunClock::start();
     let mut kinds = vec![Kind::Ferrolb];
     let mut skipped = Vec::new();
     for (k, progs) in [
@@ -1026,7 +918,8 @@ fn run() -> anyhow::Result<()> {
     // FLB_BGPA_PHASES=announce,failover (default both): for debugging one phase.
     let phases = std::env::var("FLB_BGPA_PHASES").unwrap_or_else(|_| "announce,failover".into());
     let reps = if phases.contains("announce") { REPS } else { 0 };
-    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    // Load average at the start of the measurements (after the lab is up).
+    let load_start = loadavg();
     for rep in 0..reps {
         for i in 0..kinds.len() {
             let k = kinds[(i + rep) % kinds.len()];
@@ -1040,25 +933,14 @@ fn run() -> anyhow::Result<()> {
             }
         }
     }
-    let tor_rss: Vec<(&str, u64, u64)> = ["bgpd", "zebra"]
-        .into_iter()
-        .filter_map(|d| {
-            let pid: u32 = std::fs::read_to_string(lab.frr().dir().join(format!("{d}.pid")))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            let (rss, hwm) = rss_kib(pid)?;
-            Some((d, rss, hwm))
-        })
-        .collect();
+    let tor_rss = host::frr_rss(lab.frr().dir());
     eprintln!("bgp_announce: failover trials");
     let fo = if phases.contains("failover") {
         failover(&lab, &w).map_err(|e| format!("{e:#}"))
     } else {
         Err("not run (FLB_BGPA_PHASES)".into())
     };
-    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_end = loadavg();
     let loads = (load_start, load_end);
     let overruns = w.overruns();
     drop(w);
@@ -1070,19 +952,11 @@ fn run() -> anyhow::Result<()> {
         &fo,
         &tor_rss,
         overruns,
-        &started,
-        t_start.elapsed(),
+        &clock.started,
+        clock.finish().0,
         &loads,
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let dir = target.join("bench-reports");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.canonicalize()?.join("bgp-announce.md");
-    std::fs::write(&path, &text)?;
-    println!("{text}");
-    println!("(written to {})", path.display());
+    write_report("bgp-announce.md", &text)?;
     let _ = std::io::stdout().flush();
     Ok(())
 }

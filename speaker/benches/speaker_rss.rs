@@ -16,20 +16,26 @@ mod common;
 #[allow(dead_code)]
 #[path = "support/fibwatch.rs"]
 mod fibwatch;
+#[path = "support/host.rs"]
+mod host;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use common::{Frr, FrrNeighbor, Lab, bfdd_conf, bgpd_conf};
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
+use ferrolb_e2e::bench::{
+    BenchChild, DIAG_ENV, RunClock, arena_diag_section, exit_on_error, fmt_stats as fmt,
+    machine_note, rss_kib, stats, version_line, wait_until, write_report,
+};
 use ferrolb_e2e::cluster::speakers::ApiRelay;
-use fibwatch::{FibWatch, mono_ns};
+use fibwatch::{FibWatch, mono_ns, ms};
 use serde_json::{Value, json};
 
 const ROUTER_AS: u32 = 64500;
@@ -47,8 +53,7 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// The speaker process, killed on drop.
 struct Speaker {
-    child: Option<Child>,
-    log: PathBuf,
+    proc: BenchChild,
 }
 
 impl Speaker {
@@ -58,49 +63,31 @@ impl Speaker {
         log: PathBuf,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Speaker> {
-        let out = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
-        let err = out.try_clone()?;
         // `ip netns exec` execs the binary: the child's pid is the speaker's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ferrolb-speaker")])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ferrolb-speaker")])
             .args(["--node-name", NODE, "--bgp-port", "179"])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("spawn ferrolb-speaker")?;
-        Ok(Speaker {
-            child: Some(child),
-            log,
-        })
+            .envs(env.iter().copied());
+        let proc = BenchChild::spawn(&mut cmd, log, "speaker")?;
+        Ok(Speaker { proc })
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.proc.pid()
     }
 
     fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(c) = self.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            anyhow::bail!("speaker exited ({st}); last log lines: {tail:?}");
-        }
-        Ok(())
+        self.proc.check_running()
     }
 
     /// SIGTERM (the speaker sends a Cease), then waits up to 10 s for the exit.
     fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else {
+        let Some(mut child) = self.proc.take() else {
             return Ok(());
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = ferrolb_e2e::bench::sigterm(child.id());
         let t0 = Instant::now();
         loop {
             if let Some(st) = child.try_wait()? {
@@ -115,40 +102,6 @@ impl Speaker {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `(VmRSS, VmHWM)` in KiB.
-fn rss_kib(pid: u32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// The router's view of the node's session: (state, prefixes received).
@@ -257,10 +210,6 @@ struct Run {
     status_ms: Option<f64>,
     after_status: (u64, u64),
     status_requests: u64,
-}
-
-fn ms(a: u64, b: u64) -> f64 {
-    b.saturating_sub(a) as f64 / 1e6
 }
 
 /// Writes to `servicebgpstatuses` seen by the server.
@@ -412,56 +361,6 @@ fn one_run(
     result.map(|()| run)
 }
 
-fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len();
-    let med = if m % 2 == 1 {
-        s[m / 2]
-    } else {
-        (s[m / 2 - 1] + s[m / 2]) / 2.0
-    };
-    Some((med, s[0], s[m - 1]))
-}
-
-fn fmt(v: &[f64], digits: usize) -> String {
-    match stats(v) {
-        Some((m, lo, hi)) => format!("**{m:.digits$}** [{lo:.digits$}..{hi:.digits$}]"),
-        None => "n/a".into(),
-    }
-}
-
-fn sh_out(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn version_line(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| {
-            let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
-            s.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        })
-        .unwrap_or_else(|_| "not installed".into())
-}
-
-fn load3(s: &str) -> String {
-    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
 struct Meta {
     started: String,
     took: Duration,
@@ -472,8 +371,6 @@ struct Meta {
 
 /// Scale of the diagnostic run.
 const DIAG_N: usize = 10_000;
-/// glibc tunable of the diagnostic run.
-const DIAG_ENV: &str = "MALLOC_ARENA_MAX";
 
 fn report(results: &BTreeMap<usize, Vec<Run>>, failures: &[String], meta: &Meta) -> String {
     let mib = |k: u64| k as f64 / 1024.0;
@@ -491,18 +388,8 @@ fn report(results: &BTreeMap<usize, Vec<Run>>, failures: &[String], meta: &Meta)
     );
     let _ = writeln!(
         r,
-        "Machine: {}; {} CPUs (2 shared vCPUs, noisy: other helpers' builds may run beside it; \
-         load average at start {}, at end {}); kernel {}. {}. Release build (`bench` profile) \
-         of the speaker binary.\n",
-        sh_out(&[
-            "sh",
-            "-c",
-            "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"
-        ]),
-        sh_out(&["nproc"]),
-        load3(&meta.loads.0),
-        load3(&meta.loads.1),
-        sh_out(&["uname", "-r"]),
+        "Machine: {}. {}. Release build (`bench` profile) of the speaker binary.\n",
+        machine_note(&meta.loads, "may run"),
         version_line(&["/usr/lib/frr/bgpd", "--version"]),
     );
     let _ = writeln!(r, "## Method\n");
@@ -641,36 +528,29 @@ fn report(results: &BTreeMap<usize, Vec<Run>>, failures: &[String], meta: &Meta)
             base.and_then(|r| stats(&r.iter().map(f).collect::<Vec<_>>()))
                 .map_or(f64::NAN, |s| s.0)
         };
-        let _ = writeln!(
-            r,
-            "\n## Diagnostic: one malloc arena\n\nOne more run at N = {DIAG_N} with \
-             `{DIAG_ENV}=1` in the speaker's environment (glibc then serves every thread from \
-             one heap; not a product setting, it only shows how much of the resident set is \
-             per-thread arenas rather than live data). One run, so no spread.\n"
+        r += &arena_diag_section(
+            DIAG_N,
+            "speaker",
+            &[
+                ("VmRSS idle (MiB)", med(&|x| mib(x.idle.0)), mib(d.idle.0)),
+                (
+                    "VmRSS 1 s after FIB complete (MiB)",
+                    med(&|x| mib(x.after_fib.0)),
+                    mib(d.after_fib.0),
+                ),
+                (
+                    "VmRSS after status writes (MiB)",
+                    med(&|x| mib(x.after_status.0)),
+                    mib(d.after_status.0),
+                ),
+                (
+                    "VmHWM (MiB)",
+                    med(&|x| mib(x.after_status.1)),
+                    mib(d.after_status.1),
+                ),
+                ("t0 → FIB has N (ms)", med(&|x| x.fib_ms), d.fib_ms),
+            ],
         );
-        let _ = writeln!(r, "| measure | default (median) | `{DIAG_ENV}=1` |");
-        let _ = writeln!(r, "|---|---|---|");
-        for (what, a, b) in [
-            ("VmRSS idle (MiB)", med(&|x| mib(x.idle.0)), mib(d.idle.0)),
-            (
-                "VmRSS 1 s after FIB complete (MiB)",
-                med(&|x| mib(x.after_fib.0)),
-                mib(d.after_fib.0),
-            ),
-            (
-                "VmRSS after status writes (MiB)",
-                med(&|x| mib(x.after_status.0)),
-                mib(d.after_status.0),
-            ),
-            (
-                "VmHWM (MiB)",
-                med(&|x| mib(x.after_status.1)),
-                mib(d.after_status.1),
-            ),
-            ("t0 → FIB has N (ms)", med(&|x| x.fib_ms), d.fib_ms),
-        ] {
-            let _ = writeln!(r, "| {what} | {a:.1} | {b:.1} |");
-        }
     }
     let _ = writeln!(r, "\n## Comparison with bgp-announce.md\n");
     let medof = |n: usize, f: &dyn Fn(&Run) -> f64| -> Option<f64> {
@@ -726,47 +606,15 @@ fn report(results: &BTreeMap<usize, Vec<Run>>, failures: &[String], meta: &Meta)
     r
 }
 
-fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn main() {
-    if !nix::unistd::geteuid().is_root() {
-        println!(
-            "speaker_rss: SKIPPED — needs root (network namespaces, veths, FRR). Run as root."
-        );
+    if !host::can_run("speaker_rss") {
         return;
     }
-    let missing: Vec<&str> = [
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/bgpd",
-        "/usr/lib/frr/bfdd",
-    ]
-    .into_iter()
-    .filter(|p| !Path::new(p).exists())
-    .chain((!have("vtysh")).then_some("vtysh"))
-    .collect();
-    if !missing.is_empty() {
-        println!(
-            "speaker_rss: SKIPPED — FRR is missing ({}); install frr.",
-            missing.join(", ")
-        );
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("speaker_rss failed: {e:#}");
-        std::process::exit(1);
-    }
+    exit_on_error("speaker_rss", run());
 }
 
 fn run() -> anyhow::Result<()> {
-    let started = sh_out(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]);
-    let t_start = Instant::now();
-    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let clock = RunClock::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -816,39 +664,20 @@ fn run() -> anyhow::Result<()> {
             None
         }
     };
-    let tor: Vec<(&'static str, u64, u64)> = ["bgpd", "zebra"]
-        .into_iter()
-        .filter_map(|d| {
-            let pid: u32 = std::fs::read_to_string(lab.frr().dir().join(format!("{d}.pid")))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            let (rss, hwm) = rss_kib(pid)?;
-            Some((d, rss, hwm))
-        })
-        .collect();
+    let tor = host::frr_rss(lab.frr().dir());
     drop(fib);
     drop(lab);
     drop(rt);
-    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (took, loads) = clock.finish();
     let meta = Meta {
-        started,
-        took: t_start.elapsed(),
-        loads: (load_start, load_end),
+        started: clock.started.clone(),
+        took,
+        loads,
         tor,
         diag,
     };
     let text = report(&results, &failures, &meta);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let out = target.join("bench-reports");
-    std::fs::create_dir_all(&out)?;
-    let path = out.canonicalize()?.join("speaker-rss.md");
-    std::fs::write(&path, &text)?;
-    println!("{text}");
-    println!("(written to {})", path.display());
+    write_report("speaker-rss.md", &text)?;
     anyhow::ensure!(failures.is_empty(), "{} runs failed", failures.len());
     Ok(())
 }

@@ -2,13 +2,15 @@
 //! decisions of [`crate::decide`] on a [`SessionManager`].
 //!
 //! - Reflectors (kube-rs watchers with backoff) keep caches of the ferrolb configuration
-//!   objects and Secrets in the ferrolb namespace, Nodes, Namespaces, Services and
-//!   EndpointSlices (all namespaces). Any change wakes the reconciler, which waits
-//!   [`AgentConfig::debounce`] so a burst is handled once.
+//!   objects and Secrets in the ferrolb namespace, Nodes and Namespaces. Services and
+//!   EndpointSlices (all namespaces) come in thousands, so they are cached as compact
+//!   projections made on arrival ([`cache`]): a [`ServiceInfo`] per managed LoadBalancer
+//!   Service (others are not kept) and the backends of each EndpointSlice. Any change wakes
+//!   the reconciler, which waits [`AgentConfig::debounce`] so a burst is handled once.
 //! - Nothing is decided before every cache has been listed once. Watch errors never clear
-//!   a cache (the reflector swaps in a new list only once it is complete), so while the
-//!   API server is unreachable the agent keeps its sessions and keeps announcing what the
-//!   last known state says.
+//!   a cache (a re-list is swapped in only once it is complete), so while the API server
+//!   is unreachable the agent keeps its sessions and keeps announcing what the last known
+//!   state says.
 //! - The configuration is rebuilt with [`ferrolb_config::build::build`]; an invalid
 //!   configuration is logged and the last valid one stays in force.
 //! - Peers selecting this node become [`PeerConfig`]s ([`peers::peers_for_node`]); the
@@ -16,9 +18,12 @@
 //!   sessions anyway) and `set_routes` per peer when its route set changed.
 //! - `ServiceBGPStatus` objects are written by a separate task ([`status::sync`]), so a
 //!   slow or unreachable API server never delays route changes; failures are retried.
+//!   It is handed the wanted statuses (shared, not copied) and builds each object only
+//!   when writing it.
 //! - [`Agent::shutdown`] stops the tasks and shuts the sessions down with a Cease; a
 //!   killed process sends nothing, so the router falls back to graceful restart.
 
+mod cache;
 pub mod metrics;
 pub mod peers;
 pub mod status;
@@ -34,7 +39,6 @@ use std::time::Duration;
 use ferrolb_config::build::{BuildOptions, Resources, build};
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus,
 };
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -47,11 +51,13 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use self::cache::Projected;
 use self::metrics::AgentGauges;
 use self::peers::PeerOptions;
 use crate::bgp::update::RouteSet;
 use crate::decide::{
-    BgpStatus, Inputs, NodeInfo, Options, ServiceInfo, ServiceKey, decide, endpoints_from_slices,
+    BgpStatus, EndpointInfo, Inputs, NodeInfo, Options, ServiceInfo, ServiceKey, decide,
+    endpoints_from_slices,
 };
 use crate::net::{PeerConfig, RouteTarget, SessionEvent, SessionManager};
 
@@ -136,8 +142,9 @@ struct Stores {
     secrets: Store<Secret>,
     nodes: Store<Node>,
     namespaces: Store<Namespace>,
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
+    services: Projected<ServiceInfo>,
+    /// Per EndpointSlice: its Service and its backends.
+    slices: Projected<(ServiceKey, Vec<EndpointInfo>)>,
 }
 
 fn owned<K>(s: &Store<K>) -> Vec<K>
@@ -159,7 +166,11 @@ impl Stores {
             let s = s.clone();
             Box::pin(async move { s.wait_until_ready().await.is_ok() })
         }
-        futures::future::join_all([
+        let projected = async {
+            self.services.wait_ready().await;
+            self.slices.wait_ready().await;
+        };
+        let typed = futures::future::join_all([
             w(&self.pools),
             w(&self.l2_ads),
             w(&self.bgp_ads),
@@ -169,10 +180,8 @@ impl Stores {
             w(&self.secrets),
             w(&self.nodes),
             w(&self.namespaces),
-            w(&self.services),
-            w(&self.slices),
-        ])
-        .await;
+        ]);
+        futures::future::join(typed, projected).await;
     }
 
     fn resources(&self) -> Resources {
@@ -246,7 +255,7 @@ struct Ctx {
     manager: SessionManager,
     gauges: Arc<Mutex<AgentGauges>>,
     applied_tx: watch::Sender<Applied>,
-    status_tx: watch::Sender<Option<BTreeMap<String, ServiceBGPStatus>>>,
+    status_tx: watch::Sender<Option<Arc<BTreeMap<ServiceKey, BgpStatus>>>>,
 }
 
 #[derive(Default)]
@@ -301,8 +310,21 @@ impl Agent {
             ),
             nodes: spawn_reflector(Api::all(client.clone()), notify.clone(), &mut tasks),
             namespaces: spawn_reflector(Api::all(client.clone()), notify.clone(), &mut tasks),
-            services: spawn_reflector(Api::all(client.clone()), notify.clone(), &mut tasks),
-            slices: spawn_reflector(Api::all(client.clone()), notify.clone(), &mut tasks),
+            services: {
+                let class = cfg.lb_class.clone();
+                cache::spawn(
+                    Api::<Service>::all(client.clone()),
+                    move |s| ServiceInfo::from_k8s(s, class.as_deref()),
+                    notify.clone(),
+                    &mut tasks,
+                )
+            },
+            slices: cache::spawn(
+                Api::<EndpointSlice>::all(client.clone()),
+                |s| endpoints_from_slices([s]).into_iter().next(),
+                notify.clone(),
+                &mut tasks,
+            ),
         };
         let gauges = Arc::new(Mutex::new(AgentGauges::default()));
         let (applied_tx, applied) = watch::channel(Applied::default());
@@ -398,7 +420,7 @@ async fn status_writer(
     client: Client,
     namespace: String,
     node: String,
-    mut rx: watch::Receiver<Option<BTreeMap<String, ServiceBGPStatus>>>,
+    mut rx: watch::Receiver<Option<Arc<BTreeMap<ServiceKey, BgpStatus>>>>,
 ) {
     loop {
         if rx.changed().await.is_err() {
@@ -497,14 +519,14 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
         .collect();
     inputs.services = stores
         .services
-        .state()
-        .iter()
-        .filter_map(|s| ServiceInfo::from_k8s(s, cfg.lb_class.as_deref()))
-        .map(|s| (s.key.clone(), s))
-        .collect();
-    let slices = stores.slices.state();
-    inputs.endpoints = endpoints_from_slices(slices.iter().map(|s| &**s));
+        .with(|m| m.values().map(|s| (s.key.clone(), s.clone())).collect());
+    inputs.endpoints = stores
+        .slices
+        .with(|m| merge_endpoints(m.values(), &inputs.services));
     let decisions = decide(inputs);
+    // Rebuilt on every run: no copy is kept between runs.
+    inputs.services = BTreeMap::new();
+    inputs.endpoints = BTreeMap::new();
 
     let (peers, peer_errors) = match stores.nodes.get(&ObjectRef::new(&cfg.node_name)) {
         Some(node) => peers::peers_for_node(&inputs.config, &node, cfg.peer_options),
@@ -553,8 +575,7 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
     }
     let statuses = decisions.bgp_statuses();
     if statuses != st.applied.statuses || ctx.status_tx.borrow().is_none() {
-        let objects = status::desired_objects(&cfg.node_name, &cfg.namespace, &statuses);
-        let _ = ctx.status_tx.send_replace(Some(objects));
+        let _ = ctx.status_tx.send_replace(Some(Arc::new(statuses.clone())));
         st.applied.statuses = statuses;
     }
     ctx.applied_tx.send_if_modified(|a| {
@@ -564,4 +585,37 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
         }
         changed
     });
+}
+
+/// The backends of each Service in `services`, merged across its EndpointSlices (each
+/// already merged by [`endpoints_from_slices`]) by the same rule: copies of one backend
+/// merge into one, each condition true if any copy has it true, in backend id order.
+fn merge_endpoints<'a>(
+    slices: impl Iterator<Item = &'a (ServiceKey, Vec<EndpointInfo>)>,
+    services: &BTreeMap<ServiceKey, ServiceInfo>,
+) -> BTreeMap<ServiceKey, Vec<EndpointInfo>> {
+    let mut by_service: BTreeMap<&ServiceKey, BTreeMap<&str, EndpointInfo>> = BTreeMap::new();
+    for (svc, eps) in slices {
+        if !services.contains_key(svc) {
+            continue;
+        }
+        let merged = by_service.entry(svc).or_default();
+        for e in eps {
+            merged
+                .entry(e.id.as_str())
+                .and_modify(|old| {
+                    old.ready |= e.ready;
+                    old.serving |= e.serving;
+                    old.terminating |= e.terminating;
+                    if old.node.is_none() {
+                        old.node.clone_from(&e.node);
+                    }
+                })
+                .or_insert_with(|| e.clone());
+        }
+    }
+    by_service
+        .into_iter()
+        .map(|(k, m)| (k.clone(), m.into_values().collect()))
+        .collect()
 }

@@ -5,94 +5,16 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use common::{
-    FrrNeighbor, Lab, NodeRt, bfdd_conf, bgpd_conf, fib_nexthops, summary_established, wait_for,
+    FrrNeighbor, Lab, MD5_PASSWORD, ROUTER_AS, SpeakerNode, VIP4, VIP6, bfd_peers, bfdd_conf,
+    bgpd_conf, community, fib_nexthops, md5_peers, route_set, router_peers, summary_established,
+    wait_for,
 };
 use ferrolb_speaker::bgp::fsm::State;
-use ferrolb_speaker::bgp::open::PeerAsPolicy;
 use ferrolb_speaker::bgp::update::{RouteAttrs, RouteSet};
-use ferrolb_speaker::net::{
-    BfdConfig, DownCause, ManagerConfig, PeerConfig, RouteTarget, SessionManager,
-};
-use ipnet::IpNet;
-
-const ROUTER_AS: u32 = 64500;
-const VIP4: &str = "198.51.100.10/32";
-const VIP6: &str = "2001:db8:100::10/128";
-
-struct Node {
-    mgr: SessionManager,
-    rt: NodeRt,
-}
-
-impl Node {
-    fn start(lab: &Lab, i: usize, peers: Vec<PeerConfig>) -> Self {
-        let rt = NodeRt::new(lab.node(i));
-        let mgr = rt.run(async { SessionManager::start(ManagerConfig::default()) });
-        let mgr = mgr.expect("manager starts");
-        let m = mgr.clone();
-        rt.run(async move { m.set_peers(peers).await })
-            .expect("peers accepted");
-        Self { mgr, rt }
-    }
-
-    fn set_routes(&self, routes: RouteSet) {
-        let m = self.mgr.clone();
-        self.rt
-            .run(async move { m.set_routes(RouteTarget::All, routes).await })
-            .expect("routes accepted");
-    }
-
-    fn state(&self, id: &str) -> Option<State> {
-        self.mgr.peer_status(id).map(|s| s.state)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let m = self.mgr.clone();
-        self.rt.run(async move { m.shutdown().await });
-    }
-}
-
-/// Peers of node `i` towards the router: `r4` over IPv4 and `r6` over IPv6.
-fn peers(i: usize, local_as: u32, v6: bool) -> Vec<PeerConfig> {
-    let rid = Ipv4Addr::new(10, 0, 0, 10 + i as u8);
-    let mut v = vec![PeerConfig::new(
-        "r4",
-        local_as,
-        PeerAsPolicy::Fixed(ROUTER_AS),
-        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        rid,
-    )];
-    if v6 {
-        v.push(PeerConfig::new(
-            "r6",
-            local_as,
-            PeerAsPolicy::Fixed(ROUTER_AS),
-            "fd00::1".parse().expect("addr"),
-            rid,
-        ));
-    }
-    for p in &mut v {
-        p.connect_time = Duration::from_secs(1);
-    }
-    v
-}
-
-fn routes(entries: &[(&str, RouteAttrs)]) -> RouteSet {
-    entries
-        .iter()
-        .map(|(p, a)| (p.parse::<IpNet>().expect("prefix"), a.clone()))
-        .collect()
-}
-
-fn community(a: u16, b: u16) -> u32 {
-    (u32::from(a) << 16) | u32::from(b)
-}
+use ferrolb_speaker::net::DownCause;
 
 #[test]
 fn ecmp_attributes_and_withdraw_v4_v6() {
@@ -125,9 +47,9 @@ fn ecmp_attributes_and_withdraw_v4_v6() {
         &bfdd_conf(300),
     );
 
-    let n1 = Node::start(&lab, 1, peers(1, 64601, true));
-    let n2 = Node::start(&lab, 2, peers(2, 64602, true));
-    let n3 = Node::start(&lab, 3, peers(3, ROUTER_AS, false));
+    let n1 = SpeakerNode::start(lab.node(1), router_peers(1, 64601, true));
+    let n2 = SpeakerNode::start(lab.node(2), router_peers(2, 64602, true));
+    let n3 = SpeakerNode::start(lab.node(3), router_peers(3, ROUTER_AS, false));
 
     let frr = lab.frr();
     for addr in [
@@ -151,9 +73,9 @@ fn ecmp_attributes_and_withdraw_v4_v6() {
         large_communities: [(u32::from(asn), 1, 2)].into_iter().collect(),
         ..Default::default()
     };
-    n1.set_routes(routes(&[(VIP4, attrs(64601)), (VIP6, attrs(64601))]));
-    n2.set_routes(routes(&[(VIP4, attrs(64602)), (VIP6, attrs(64602))]));
-    n3.set_routes(routes(&[(
+    n1.set_routes(route_set(&[(VIP4, attrs(64601)), (VIP6, attrs(64601))]));
+    n2.set_routes(route_set(&[(VIP4, attrs(64602)), (VIP6, attrs(64602))]));
+    n3.set_routes(route_set(&[(
         "198.51.100.20/32",
         RouteAttrs {
             local_pref: Some(250),
@@ -223,10 +145,7 @@ fn ecmp_attributes_and_withdraw_v4_v6() {
         (fib_nexthops(&lab.router, vip4).is_empty() && fib_nexthops(&lab.router, vip6).is_empty())
             .then_some(())
     });
-    assert_eq!(
-        n1.mgr.peer_status("r4").map(|s| s.established_count),
-        Some(1)
-    );
+    assert_eq!(n1.established_count("r4"), Some(1));
 }
 
 #[test]
@@ -235,19 +154,15 @@ fn md5_right_password_up_wrong_password_not() {
     let neighbors = [1, 2].map(|i| FrrNeighbor {
         addr: Lab::node_v4(i),
         remote_as: 64600 + i as u32,
-        password: Some("s3cret-pw".into()),
+        password: Some(MD5_PASSWORD.into()),
         ..Default::default()
     });
     lab.start_frr(
         &bgpd_conf(ROUTER_AS, "10.0.0.1", &neighbors),
         &bfdd_conf(300),
     );
-    let mut p1 = peers(1, 64601, false);
-    p1[0].password = Some("s3cret-pw".into());
-    let mut p2 = peers(2, 64602, false);
-    p2[0].password = Some("wrong-pw".into());
-    let n1 = Node::start(&lab, 1, p1);
-    let n2 = Node::start(&lab, 2, p2);
+    let n1 = SpeakerNode::start(lab.node(1), md5_peers(1, MD5_PASSWORD));
+    let n2 = SpeakerNode::start(lab.node(2), md5_peers(2, "wrong-pw"));
     let frr = lab.frr();
     wait_for(Duration::from_secs(20), "MD5 session Established", || {
         summary_established(frr, &Lab::node_v4(1)).then_some(())
@@ -280,23 +195,16 @@ fn bfd_silent_node_loss_removes_nexthop_fast() {
         &bgpd_conf(ROUTER_AS, "10.0.0.1", &neighbors),
         &bfdd_conf(100),
     );
-    let bfd = BfdConfig {
-        transmit_interval_us: 100_000,
-        receive_interval_us: 100_000,
-        detect_multiplier: 3,
-        passive: false,
-    };
     let mk = |i: usize| {
-        let mut v = peers(i, 64600 + i as u32, true);
+        let mut v = bfd_peers(i);
         for p in &mut v {
-            p.bfd = Some(bfd);
             p.gtsm = false;
         }
         v
     };
-    let n1 = Node::start(&lab, 1, mk(1));
-    let n2 = Node::start(&lab, 2, mk(2));
-    let both = routes(&[(VIP4, RouteAttrs::default()), (VIP6, RouteAttrs::default())]);
+    let n1 = SpeakerNode::start(lab.node(1), mk(1));
+    let n2 = SpeakerNode::start(lab.node(2), mk(2));
+    let both = route_set(&[(VIP4, RouteAttrs::default()), (VIP6, RouteAttrs::default())]);
     n1.set_routes(both.clone());
     n2.set_routes(both);
     let frr = lab.frr();
@@ -372,10 +280,10 @@ fn hold_timer_expiry_without_bfd_removes_route() {
         &bgpd_conf(ROUTER_AS, "10.0.0.1", &neighbors),
         &bfdd_conf(300),
     );
-    let mut p = peers(1, 64601, false);
+    let mut p = router_peers(1, 64601, false);
     p[0].hold_time = 3;
-    let n1 = Node::start(&lab, 1, p);
-    n1.set_routes(routes(&[(VIP4, RouteAttrs::default())]));
+    let n1 = SpeakerNode::start(lab.node(1), p);
+    n1.set_routes(route_set(&[(VIP4, RouteAttrs::default())]));
     let vip4 = VIP4.trim_end_matches("/32");
     wait_for(Duration::from_secs(20), "route installed", || {
         (fib_nexthops(&lab.router, vip4) == [Lab::node_v4(1)]).then_some(())

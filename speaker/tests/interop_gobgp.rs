@@ -8,45 +8,16 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use common::gobgp::{GoBgpNeighbor, GoBgpPath, GoBgpRouter, gobgpd_conf, parse_rib};
-use common::{Lab, SpeakerNode, route_set, wait_for};
-use ferrolb_speaker::bgp::fsm::State;
-use ferrolb_speaker::bgp::open::PeerAsPolicy;
+use common::{
+    Lab, MD5_PASSWORD, ROUTER_AS, SpeakerNode, VIP4, VIP6, assert_md5_refused, community,
+    md5_peers, route_set, router_peers, wait_for, wait_ours_established,
+};
 use ferrolb_speaker::bgp::update::{ExtCommunity, RouteAttrs, RouteSet};
-use ferrolb_speaker::net::PeerConfig;
 
-const ROUTER_AS: u32 = 64500;
-const VIP4: &str = "198.51.100.10/32";
-const VIP6: &str = "2001:db8:100::10/128";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Peers of node `i` towards the router: `r4` over IPv4, `r6` over IPv6.
-fn peers(i: usize, local_as: u32, v6: bool) -> Vec<PeerConfig> {
-    let rid = Ipv4Addr::new(10, 0, 0, 10 + i as u8);
-    let mut v = vec![PeerConfig::new(
-        "r4",
-        local_as,
-        PeerAsPolicy::Fixed(ROUTER_AS),
-        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        rid,
-    )];
-    if v6 {
-        v.push(PeerConfig::new(
-            "r6",
-            local_as,
-            PeerAsPolicy::Fixed(ROUTER_AS),
-            "fd00::1".parse().expect("addr"),
-            rid,
-        ));
-    }
-    for p in &mut v {
-        p.connect_time = Duration::from_secs(1);
-    }
-    v
-}
 
 /// gobgpd neighbours for node `i` (IPv4, and IPv6 if `v6`).
 fn neighbors(i: usize, asn: u32, v6: bool) -> Vec<GoBgpNeighbor> {
@@ -63,10 +34,6 @@ fn neighbors(i: usize, asn: u32, v6: bool) -> Vec<GoBgpNeighbor> {
             ..Default::default()
         })
         .collect()
-}
-
-fn community(a: u16, b: u16) -> u32 {
-    (u32::from(a) << 16) | u32::from(b)
 }
 
 fn wait_paths(r: &GoBgpRouter, prefix: &str, n: usize) -> Vec<GoBgpPath> {
@@ -118,18 +85,14 @@ fn ebgp_two_paths_attributes_and_withdraw_v4_v6() {
     let mut nb = neighbors(1, 64601, true);
     nb.extend(neighbors(2, 64602, true));
     let r = GoBgpRouter::start(&lab.router, &gobgpd_conf(ROUTER_AS, "10.0.0.1", &nb));
-    let n1 = SpeakerNode::start(lab.node(1), peers(1, 64601, true));
-    let n2 = SpeakerNode::start(lab.node(2), peers(2, 64602, true));
+    let n1 = SpeakerNode::start(lab.node(1), router_peers(1, 64601, true));
+    let n2 = SpeakerNode::start(lab.node(2), router_peers(2, 64602, true));
     let all: Vec<String> = [1, 2]
         .into_iter()
         .flat_map(|i| [Lab::node_v4(i), Lab::node_v6(i)])
         .collect();
     r.wait_established(&all, WAIT);
-    for (n, id) in [(&n1, "r4"), (&n1, "r6"), (&n2, "r4"), (&n2, "r6")] {
-        wait_for(WAIT, &format!("our {id} Established"), || {
-            n.established(id).then_some(())
-        });
-    }
+    wait_ours_established(&[(&n1, "r4"), (&n1, "r6"), (&n2, "r4"), (&n2, "r6")], WAIT);
 
     let attrs = |asn: u16| RouteAttrs {
         communities: [community(asn, 100)].into_iter().collect(),
@@ -194,10 +157,7 @@ fn ebgp_two_paths_attributes_and_withdraw_v4_v6() {
     for a in &all {
         assert!(r.established(a), "{a} still Established after withdrawals");
     }
-    assert_eq!(
-        n1.mgr.peer_status("r4").map(|s| s.established_count),
-        Some(1)
-    );
+    assert_eq!(n1.established_count("r4"), Some(1));
 }
 
 #[test]
@@ -206,8 +166,8 @@ fn ibgp_local_pref() {
     let mut nb = neighbors(1, ROUTER_AS, true);
     nb.extend(neighbors(2, ROUTER_AS, true));
     let r = GoBgpRouter::start(&lab.router, &gobgpd_conf(ROUTER_AS, "10.0.0.1", &nb));
-    let n1 = SpeakerNode::start(lab.node(1), peers(1, ROUTER_AS, true));
-    let n2 = SpeakerNode::start(lab.node(2), peers(2, ROUTER_AS, true));
+    let n1 = SpeakerNode::start(lab.node(1), router_peers(1, ROUTER_AS, true));
+    let n2 = SpeakerNode::start(lab.node(2), router_peers(2, ROUTER_AS, true));
     let all: Vec<String> = [1, 2]
         .into_iter()
         .flat_map(|i| [Lab::node_v4(i), Lab::node_v6(i)])
@@ -253,15 +213,11 @@ fn md5_right_password_up_wrong_password_not() {
     let mut nb = neighbors(1, 64601, false);
     nb.extend(neighbors(2, 64602, false));
     for n in &mut nb {
-        n.password = Some("s3cret-pw".into());
+        n.password = Some(MD5_PASSWORD.into());
     }
     let r = GoBgpRouter::start(&lab.router, &gobgpd_conf(ROUTER_AS, "10.0.0.1", &nb));
-    let mut p1 = peers(1, 64601, false);
-    p1[0].password = Some("s3cret-pw".into());
-    let mut p2 = peers(2, 64602, false);
-    p2[0].password = Some("wrong-pw".into());
-    let n1 = SpeakerNode::start(lab.node(1), p1);
-    let n2 = SpeakerNode::start(lab.node(2), p2);
+    let n1 = SpeakerNode::start(lab.node(1), md5_peers(1, MD5_PASSWORD));
+    let n2 = SpeakerNode::start(lab.node(2), md5_peers(2, "wrong-pw"));
     r.wait_established(&[Lab::node_v4(1)], WAIT);
     wait_for(WAIT, "our MD5 session Established", || {
         n1.established("r4").then_some(())
@@ -270,25 +226,8 @@ fn md5_right_password_up_wrong_password_not() {
     n2.set_routes(route_set(&[(VIP4, RouteAttrs::default())]));
     let paths = wait_paths(&r, VIP4, 1);
     assert_eq!(paths[0].neighbor, Lab::node_v4(1));
-    // Several connect attempts in both directions (1 s retry on each side).
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(6) {
-        assert!(
-            !r.established(&Lab::node_v4(2)),
-            "wrong password Established"
-        );
-        assert!(!n2.established("r4"), "wrong password Established (ours)");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let st = n2.mgr.peer_status("r4").expect("status");
-    assert_eq!(st.established_count, 0, "{st:?}");
-    assert_ne!(st.state, State::Established, "{st:?}");
-    assert!(
-        st.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("timed out") && e.contains("TCP-MD5")),
-        "the status names the likely cause: {st:?}"
-    );
+    // Several connect attempts in both directions.
+    let st = assert_md5_refused(&n2, || r.established(&Lab::node_v4(2)));
     println!(
         "wrong MD5 password: gobgpd shows {:?}; our status: state {:?}, last error {:?}",
         r.neighbor_state(&Lab::node_v4(2)),

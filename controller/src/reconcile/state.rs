@@ -12,18 +12,18 @@ use ferrolb_config::error::ConfigError;
 use ferrolb_config::model::Config;
 use ferrolb_config::pool::Pool;
 use ferrolb_config::service::{Handling, ServiceView, parse_service};
-use ferrolb_crds::annotations::{self as ann, CONDITION_LB_READY};
+use ferrolb_crds::annotations::CONDITION_LB_READY;
 use ferrolb_crds::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Resource;
 use serde_json::Value;
 
 use super::status::{
-    CONDITION_VALID, CondSpec, REASON_ACCEPTED, REASON_ALLOCATED, REASON_CONFIGURATION_ERROR,
-    REASON_INVALID_REQUEST, ServiceTarget, config_status_patch, service_patches,
+    CONDITION_VALID, CondSpec, ObservedStatus, REASON_ACCEPTED, REASON_ALLOCATED,
+    REASON_CONFIGURATION_ERROR, REASON_INVALID_REQUEST, ServiceTarget, config_status_patch,
+    observed_patches, pool_annotation,
 };
 use crate::allocator::{AllocError, Allocator, Change, ServiceKey, ServiceRequest};
 use crate::metrics::Counts;
@@ -232,7 +232,7 @@ pub struct State {
     config: Option<Config>,
     /// Errors of the newest snapshot, if it did not validate.
     config_errors: Vec<ConfigError>,
-    services: BTreeMap<ServiceKey, Service>,
+    services: BTreeMap<ServiceKey, ServiceSnapshot>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     config_objects: BTreeMap<(ConfigKind, String), ConfigObject>,
     /// Services whose state must be recomputed.
@@ -275,11 +275,54 @@ fn ips_text(ips: &[std::net::IpAddr]) -> String {
     format!("[{}]", v.join(", "))
 }
 
-fn service_key(svc: &Service) -> ServiceKey {
-    ServiceKey::new(
-        svc.metadata.namespace.clone().unwrap_or_default(),
-        svc.metadata.name.clone().unwrap_or_default(),
-    )
+/// A Service as [`State`] keeps it: the parsed request ([`ServiceView`]) and the few
+/// fields the reconciler compares or writes back, instead of the whole object (a typed
+/// `Service` costs about 3 KB of memory, this a fraction of it). Made by
+/// [`State::snapshot`]; the parse depends only on the object and the fixed `--lb-class`.
+#[derive(Debug, Clone)]
+pub struct ServiceSnapshot {
+    /// The parsed Service; its namespace and name are the key.
+    view: ServiceView,
+    /// `metadata.uid`, for the Events' `regarding`.
+    uid: Option<String>,
+    /// `metadata.resourceVersion` when numeric, to ignore older copies.
+    resource_version: Option<u64>,
+    /// `metadata.generation`, the conditions' `observedGeneration`.
+    generation: Option<i64>,
+    /// The raw `ferrolb.io/ip-allocated-from-pool` annotation.
+    pool_annotation: Option<String>,
+    /// What the status carries (`None`: no status).
+    status: Option<ObservedStatus>,
+}
+
+impl ServiceSnapshot {
+    /// The Service's namespace and name.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(self.view.namespace.clone(), self.view.name.clone())
+    }
+
+    /// Whether ferrolb's marks are on the object: the pool annotation (even empty) or
+    /// the `ferrolb.io/LoadBalancerReady` condition.
+    fn carries_our_marks(&self) -> bool {
+        self.pool_annotation.is_some()
+            || self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == CONDITION_LB_READY))
+    }
+
+    /// What `Resource::object_ref` gives for the Service.
+    fn object_ref(&self) -> ObjectReference {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        ObjectReference {
+            api_version: Some(<Service as k8s_openapi::Resource>::API_VERSION.to_owned()),
+            kind: Some(<Service as k8s_openapi::Resource>::KIND.to_owned()),
+            name: some(&self.view.name),
+            namespace: some(&self.view.namespace),
+            uid: self.uid.clone(),
+            ..ObjectReference::default()
+        }
+    }
 }
 
 impl State {
@@ -343,28 +386,52 @@ impl State {
         &self.pending
     }
 
+    /// Whether Services are waiting to be converged by the next [`State::step_at_most`]
+    /// (only once the initial load is done; before, nothing is decided).
+    pub fn has_due_services(&self) -> bool {
+        self.initial_load_done && !self.dirty.is_empty()
+    }
+
     /// Every watch has listed its objects once: the initial load may run.
     pub fn mark_synced(&mut self) {
         self.synced = true;
     }
 
+    /// The compact copy of `svc` this state keeps (see [`ServiceSnapshot`]), for callers
+    /// that buffer Services (e.g. a re-list) before handing them over.
+    pub fn snapshot(&self, svc: &Service) -> ServiceSnapshot {
+        let meta = &svc.metadata;
+        ServiceSnapshot {
+            view: parse_service(svc, self.opts.lb_class.as_deref()),
+            uid: meta.uid.clone(),
+            resource_version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok()),
+            generation: meta.generation,
+            pool_annotation: pool_annotation(svc),
+            status: ObservedStatus::of(svc),
+        }
+    }
+
     /// A Service was added or changed. A copy older than the one held (by numeric
     /// `resourceVersion`, e.g. a watch event overtaken by a fresh list) is ignored.
     pub fn apply_service(&mut self, svc: Service) {
-        let key = service_key(&svc);
-        let rv = |s: &Service| {
-            s.metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        if let (Some(old), Some(new)) = (self.services.get(&key).and_then(rv), rv(&svc))
+        let snap = self.snapshot(&svc);
+        self.apply_snapshot(snap);
+    }
+
+    /// [`State::apply_service`] with a Service already turned into a [`ServiceSnapshot`].
+    pub fn apply_snapshot(&mut self, snap: ServiceSnapshot) {
+        let key = snap.key();
+        let old_rv = self.services.get(&key).and_then(|s| s.resource_version);
+        if let (Some(old), Some(new)) = (old_rv, snap.resource_version)
             && new < old
         {
             return;
         }
         self.dirty.insert(key.clone());
-        self.services.insert(key, svc);
+        self.services.insert(key, snap);
     }
 
     /// This replica became the leader: the allocator is rebuilt from the Services' status
@@ -405,8 +472,14 @@ impl State {
 
     /// A watch re-listed every Service: objects missing from `all` were deleted.
     pub fn replace_services(&mut self, all: Vec<Service>) {
-        let new: BTreeMap<ServiceKey, Service> =
-            all.into_iter().map(|s| (service_key(&s), s)).collect();
+        let snaps = all.into_iter().map(|s| self.snapshot(&s)).collect();
+        self.replace_snapshots(snaps);
+    }
+
+    /// [`State::replace_services`] with the Services already turned into snapshots.
+    pub fn replace_snapshots(&mut self, all: Vec<ServiceSnapshot>) {
+        let new: BTreeMap<ServiceKey, ServiceSnapshot> =
+            all.into_iter().map(|s| (s.key(), s)).collect();
         for k in self.services.keys() {
             if !new.contains_key(k) {
                 self.dirty.insert(k.clone());
@@ -568,6 +641,13 @@ impl State {
     /// convergence of changed Services, retries of pending ones when addresses were freed
     /// or pools changed, and status of configuration objects.
     pub fn step(&mut self, now: &Time) -> Vec<Action> {
+        self.step_at_most(now, usize::MAX)
+    }
+
+    /// [`State::step`] converging at most `max_services` Services; the others stay due
+    /// ([`State::has_due_services`]) for the next call. Bounds the writes (and their
+    /// memory) one call returns, e.g. after the initial load of 10k Services.
+    pub fn step_at_most(&mut self, now: &Time, max_services: usize) -> Vec<Action> {
         let mut actions = Vec::new();
         if !self.synced {
             return actions;
@@ -607,16 +687,19 @@ impl State {
             self.initial_load();
             self.initial_load_done = true;
         }
+        let mut budget = max_services;
         for _round in 0..4 {
             if self.allocator.free_generation() != self.last_free_generation {
                 self.last_free_generation = self.allocator.free_generation();
                 self.dirty.extend(self.pending.iter().cloned());
             }
-            if self.dirty.is_empty() {
+            if self.dirty.is_empty() || budget == 0 {
                 break;
             }
-            let dirty = std::mem::take(&mut self.dirty);
-            for k in dirty {
+            while budget > 0
+                && let Some(k) = self.dirty.pop_first()
+            {
+                budget -= 1;
                 self.converge(&k, now, &mut actions);
             }
         }
@@ -627,18 +710,18 @@ impl State {
     /// MetalLB's initial-load rule: every Service's status addresses are taken back,
     /// already-assigned Services first, before anything new is allocated.
     fn initial_load(&mut self) {
-        let lb_class = self.opts.lb_class.clone();
         let mut restored = 0usize;
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         for k in &keys {
-            let Some(svc) = self.services.get(k) else {
+            let Some(svc) = self.services.remove(k) else {
                 continue;
             };
-            let view = parse_service(svc, lb_class.as_deref());
+            let view = &svc.view;
             if view.handling == Handling::Managed && !view.current.ips.is_empty() {
-                self.restore(&view);
+                self.restore(view);
                 restored += 1;
             }
+            self.services.insert(k.clone(), svc);
             self.known.insert(k.clone());
         }
         tracing::info!(
@@ -694,11 +777,11 @@ impl State {
     fn converge_present(
         &mut self,
         key: &ServiceKey,
-        svc: &Service,
+        svc: &ServiceSnapshot,
         now: &Time,
         actions: &mut Vec<Action>,
     ) {
-        let view = parse_service(svc, self.opts.lb_class.as_deref());
+        let view = &svc.view;
         let first_time = self.known.insert(key.clone());
         let mut events: Vec<EventSpec> = self.notices.remove(key).unwrap_or_default();
         let target = match &view.handling {
@@ -708,16 +791,7 @@ impl State {
                 let released = self.allocator.release(key);
                 // Only our own marks count: a `metallb.io/` pool annotation belongs to
                 // another implementation that may still manage the Service.
-                let ours = svc
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key(&ann::key(ann::IP_ALLOCATED_FROM_POOL)))
-                    || svc
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == CONDITION_LB_READY));
+                let ours = svc.carries_our_marks();
                 if released.is_none() && !ours {
                     return;
                 }
@@ -744,13 +818,18 @@ impl State {
                     && !view.current.ips.is_empty()
                     && self.allocator.allocation(key).is_none()
                 {
-                    self.restore(&view);
+                    self.restore(view);
                     events.extend(self.notices.remove(key).unwrap_or_default());
                 }
-                self.managed_target(&view, svc, &mut events)
+                self.managed_target(view, svc.generation, &mut events)
             }
         };
-        let (meta, status) = service_patches(svc, &target, now);
+        let (meta, status) = observed_patches(
+            svc.pool_annotation.as_deref(),
+            svc.status.as_ref(),
+            &target,
+            now,
+        );
         if meta.is_none() && status.is_none() && events.is_empty() {
             return;
         }
@@ -780,7 +859,7 @@ impl State {
                 patch,
             });
         }
-        let regarding = svc.object_ref(&());
+        let regarding = svc.object_ref();
         for event in events {
             actions.push(Action::Event {
                 key: key.clone(),
@@ -855,11 +934,10 @@ impl State {
     fn managed_target(
         &mut self,
         view: &ServiceView,
-        svc: &Service,
+        generation: Option<i64>,
         events: &mut Vec<EventSpec>,
     ) -> ServiceTarget {
         let key = ServiceKey::new(view.namespace.clone(), view.name.clone());
-        let generation = svc.metadata.generation;
         let req = match &view.request {
             Err(errors) => {
                 let msg: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -1035,6 +1113,7 @@ impl State {
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+    use kube::Resource as _;
     use serde_json::json;
 
     fn now() -> Time {
@@ -1264,6 +1343,86 @@ mod tests {
         s.apply_service(svc("b", Some("10.0.0.9")));
         s.step(&now());
         assert!(s.take_counts().is_empty());
+    }
+
+    #[test]
+    fn bounded_steps_converge_everything_in_slices() {
+        let mut all = state();
+        let mut sliced = state();
+        for s in [&mut all, &mut sliced] {
+            s.apply_config(pool("p", &["10.0.0.0/29"]));
+            for i in 0..5 {
+                s.apply_service(svc(&format!("s{i}"), None));
+            }
+            s.mark_synced();
+        }
+        let want = all.step(&now());
+        assert!(!all.has_due_services());
+        let mut got = Vec::new();
+        let mut calls = 0;
+        loop {
+            let batch = sliced.step_at_most(&now(), 2);
+            calls += 1;
+            // Two Services per call: annotation, status and Event each.
+            assert!(
+                batch
+                    .iter()
+                    .filter(|a| matches!(a, Action::Event { .. }))
+                    .count()
+                    <= 2
+            );
+            got.extend(batch);
+            if !sliced.has_due_services() {
+                break;
+            }
+        }
+        assert_eq!(calls, 3);
+        let services = |v: &[Action]| -> Vec<Action> {
+            v.iter()
+                .filter(|a| !matches!(a, Action::PatchConfigStatus { .. }))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(services(&got), services(&want));
+        assert!(sliced.initial_load_done());
+    }
+
+    #[test]
+    fn snapshots_keep_what_the_writes_need() {
+        let s = state();
+        let mut v = svc("a", Some("10.0.0.1"));
+        v.metadata.uid = Some("u-1".into());
+        v.metadata.resource_version = Some("42".into());
+        v.metadata.generation = Some(3);
+        v.metadata.annotations = Some(
+            [(
+                "ferrolb.io/ip-allocated-from-pool".to_owned(),
+                String::new(),
+            )]
+            .into(),
+        );
+        let snap = s.snapshot(&v);
+        assert_eq!(snap.key(), ServiceKey::new("default", "a"));
+        assert_eq!(snap.object_ref(), v.object_ref(&()));
+        assert_eq!(snap.resource_version, Some(42));
+        assert_eq!(snap.generation, Some(3));
+        // An empty pool annotation is still ours to clear.
+        assert!(snap.carries_our_marks());
+        let target = ServiceTarget {
+            ips: vec!["10.0.0.1".parse().expect("ip")],
+            pool: Some("p".into()),
+            condition: None,
+        };
+        assert_eq!(
+            observed_patches(
+                snap.pool_annotation.as_deref(),
+                snap.status.as_ref(),
+                &target,
+                &now()
+            ),
+            super::super::status::service_patches(&v, &target, &now())
+        );
+        assert!(!state().snapshot(&svc("b", None)).carries_our_marks());
     }
 
     #[test]

@@ -94,6 +94,51 @@ pub struct ServiceTarget {
     pub condition: Option<CondSpec>,
 }
 
+/// The parts of a Service's status that [`observed_patches`] compares with a target: a
+/// few dozen bytes instead of the whole object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservedStatus {
+    /// `status.loadBalancer.ingress`, one entry per item: the address of an entry that has
+    /// a parsable `ip` and no `hostname`, `None` for any other entry.
+    pub ingress: Vec<Option<IpAddr>>,
+    /// `status.conditions`, kept whole because a merge patch replaces the list.
+    pub conditions: Vec<Condition>,
+}
+
+impl ObservedStatus {
+    /// The observed parts of `svc.status`, `None` when the Service has no status.
+    pub fn of(svc: &Service) -> Option<ObservedStatus> {
+        let status = svc.status.as_ref()?;
+        let ingress = status
+            .load_balancer
+            .as_ref()
+            .and_then(|lb| lb.ingress.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                i.ip.as_deref()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    .filter(|_| i.hostname.is_none())
+            })
+            .collect();
+        Some(ObservedStatus {
+            ingress,
+            conditions: status.conditions.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// The raw `ferrolb.io/ip-allocated-from-pool` annotation of `svc` (`None`: absent).
+pub fn pool_annotation(svc: &Service) -> Option<String> {
+    let pool_key =
+        ferrolb_crds::annotations::key(ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL);
+    svc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(&pool_key))
+        .cloned()
+}
+
 /// The two patches that bring `svc` to `target` (merge patches on the main resource and
 /// on the status subresource); each `None` when that part is already right.
 pub fn service_patches(
@@ -101,33 +146,38 @@ pub fn service_patches(
     target: &ServiceTarget,
     now: &Time,
 ) -> (Option<Value>, Option<Value>) {
+    observed_patches(
+        pool_annotation(svc).as_deref(),
+        ObservedStatus::of(svc).as_ref(),
+        target,
+        now,
+    )
+}
+
+/// [`service_patches`] from the observed parts of a Service: its raw pool annotation and
+/// [`ObservedStatus`].
+pub fn observed_patches(
+    pool_annotation: Option<&str>,
+    status: Option<&ObservedStatus>,
+    target: &ServiceTarget,
+    now: &Time,
+) -> (Option<Value>, Option<Value>) {
     let pool_key =
         ferrolb_crds::annotations::key(ferrolb_crds::annotations::IP_ALLOCATED_FROM_POOL);
-    let current_pool = svc
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(&pool_key))
-        .filter(|p| !p.is_empty());
-    let meta_patch = if current_pool != target.pool.as_ref() {
+    let current_pool = pool_annotation.filter(|p| !p.is_empty());
+    let meta_patch = if current_pool != target.pool.as_deref() {
         Some(json!({"metadata": {"annotations": {pool_key: target.pool}}}))
     } else {
         None
     };
 
-    let status = svc.status.as_ref();
-    let ingress: &[_] = status
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_deref())
-        .unwrap_or_default();
+    let ingress: &[Option<IpAddr>] = status.map(|s| s.ingress.as_slice()).unwrap_or_default();
     let ingress_ok = ingress.len() == target.ips.len()
-        && ingress.iter().zip(&target.ips).all(|(i, ip)| {
-            i.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) == Some(*ip)
-                && i.hostname.is_none()
-        });
-    let conditions: &[Condition] = status
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or_default();
+        && ingress
+            .iter()
+            .zip(&target.ips)
+            .all(|(i, ip)| *i == Some(*ip));
+    let conditions: &[Condition] = status.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let new_conditions = match &target.condition {
         Some(spec) => merge_condition(conditions, spec, now),
         None if conditions.iter().any(|c| c.type_ == CONDITION_LB_READY) => Some(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_controller::webhook::{WebhookOptions, serve_on};
-use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
+use ferrolb_e2e::apiserver::ApiServer;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -21,8 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// ferrolb's namespace in the tests.
-pub const NS: &str = "ferrolb-system";
+pub use crate::reconcile_support::NS;
 /// Name the clients verify.
 pub const SERVER_NAME: &str = "ferrolb-webhook.ferrolb-system.svc";
 /// Certificate Secret of [`WebhookOptions::new`].
@@ -32,17 +31,7 @@ pub const SECRET: &str = "ferrolb-webhook-cert";
 /// `deploy/webhook` (its first document).
 pub async fn server() -> ApiServer {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let server = ApiServer::start(ApiServerOptions {
-        manifests: vec![root.join("deploy/crds")],
-        ..Default::default()
-    })
-    .await
-    .expect("start the in-memory API server");
-    for ns in [NS, "default"] {
-        server
-            .insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .expect("namespace");
-    }
+    let server = crate::reconcile_support::server().await;
     let manifest =
         std::fs::read_to_string(root.join("deploy/webhook/validatingwebhookconfiguration.yaml"))
             .expect("read the webhook manifest");

@@ -2,12 +2,17 @@
 //! on [`PORT`]), the in-memory API server with the CRDs and `deploy/examples/ferrolb-config.yaml`
 //! loaded, and the cluster seeded (Namespaces, Nodes).
 
+// Every suite binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
 use ferrolb_e2e::cluster::demo::{DemoOptions, demo_spec, workspace_root};
+use ferrolb_e2e::cluster::dnat::DnatWatcher;
+use ferrolb_e2e::cluster::speakers::FerrolbSpeakers;
 use ferrolb_e2e::cluster::{Cluster, SlicePort, seed_cluster};
-use ferrolb_e2e::lab::{Lab, Proto};
+use ferrolb_e2e::lab::{Lab, LabSpec, Proto};
 use tokio::runtime::Runtime;
 
 /// Port the pods serve on (TCP and UDP).
@@ -30,12 +35,21 @@ pub struct Env {
 impl Env {
     /// Builds the lab and the API server; panics with the failing step.
     pub fn up() -> Env {
+        Env::up_with(|spec| spec, str::to_string)
+    }
+
+    /// [`Env::up`] with the lab spec adjusted by `spec` and the example configuration's
+    /// text by `config` before it is loaded.
+    pub fn up_with(
+        spec: impl FnOnce(LabSpec) -> LabSpec,
+        config: impl FnOnce(&str) -> String,
+    ) -> Env {
         let lab = Arc::new(
-            Lab::up(demo_spec(&DemoOptions {
+            Lab::up(spec(demo_spec(&DemoOptions {
                 nodes: 3,
                 pods_per_node: 1,
                 ..DemoOptions::default()
-            }))
+            })))
             .expect("lab up"),
         );
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -52,8 +66,9 @@ impl Env {
             }))
             .expect("api server");
         seed_cluster(&api, lab.plan()).expect("seed cluster");
-        api.load_path(&deploy.join("examples/ferrolb-config.yaml"))
+        let example = std::fs::read_to_string(deploy.join("examples/ferrolb-config.yaml"))
             .expect("example config");
+        api.load_yaml(&config(&example)).expect("configuration");
         lab.serve_pods(PORT).expect("pod servers");
         let client = api.client().expect("client");
         let cluster = Cluster::new(client.clone());
@@ -66,6 +81,28 @@ impl Env {
             cluster,
         }
     }
+}
+
+/// Ends a suite: every speaker must still run and exit 0 on SIGTERM; then the DNAT watcher,
+/// the API server and the lab are stopped (the lab must come down cleanly).
+pub fn finish(
+    lab: Arc<Lab>,
+    rt: Runtime,
+    api: ApiServer,
+    watcher: DnatWatcher,
+    mut speakers: FerrolbSpeakers,
+) {
+    speakers.check_running().expect("speakers still running");
+    let stopped = speakers.stop();
+    assert!(
+        stopped.iter().all(|s| s.ends_with("exit status: 0")),
+        "{stopped:?}"
+    );
+    rt.block_on(watcher.stop());
+    rt.block_on(api.shutdown());
+    drop(rt);
+    let lab = Arc::try_unwrap(lab).expect("no other lab handle left");
+    lab.down().expect("lab down");
 }
 
 /// The EndpointSlice port of the suites' Services.

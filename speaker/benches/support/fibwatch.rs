@@ -17,6 +17,11 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+/// Milliseconds from mono ns `a` to mono ns `b` (0 when `b` is earlier).
+pub fn ms(a: u64, b: u64) -> f64 {
+    b.saturating_sub(a) as f64 / 1e6
+}
+
 /// CLOCK_MONOTONIC in ns: one time base for this process, its children and
 /// the watcher.
 pub fn mono_ns() -> u64 {

@@ -1,5 +1,6 @@
-//! Helpers of the BGP announce benchmark: a kernel-FIB watcher and a GoBGP
-//! gRPC client.
+//! Helpers of the speaker benchmarks: a kernel-FIB watcher, a GoBGP gRPC client and host
+//! checks.
 
 pub mod fibwatch;
 pub mod gobgp_api;
+pub mod host;

@@ -1,7 +1,9 @@
 //! `ServiceBGPStatus` objects: one per (Service, node) in the ferrolb namespace, labelled
 //! [`NODE_LABEL`], [`SERVICE_NAME_LABEL`] and [`SERVICE_NAMESPACE_LABEL`], content written
 //! through the status subresource. [`desired_objects`] is pure; [`sync`] makes the
-//! API server match it, deleting the objects of this node that are no longer wanted.
+//! API server match it, deleting the objects of this node that are no longer wanted. To
+//! stay small with thousands of Services, [`sync`] builds one object at a time and lists
+//! the existing ones in pages of [`LIST_PAGE`], keeping only their labels and status.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,9 @@ pub const NODE_LABEL: &str = "ferrolb.io/node";
 pub const SERVICE_NAME_LABEL: &str = "ferrolb.io/service-name";
 /// Label naming the Service's namespace.
 pub const SERVICE_NAMESPACE_LABEL: &str = "ferrolb.io/service-namespace";
+
+/// Objects per page when listing the existing status objects.
+pub const LIST_PAGE: u32 = 500;
 
 /// Longest object name Kubernetes accepts.
 const MAX_NAME: usize = 253;
@@ -62,67 +67,98 @@ pub fn desired_objects(
 ) -> BTreeMap<String, ServiceBGPStatus> {
     statuses
         .iter()
-        .map(|(svc, st)| {
-            let name = object_name(node, svc);
-            let labels = BTreeMap::from([
-                (NODE_LABEL.to_owned(), node.to_owned()),
-                (SERVICE_NAME_LABEL.to_owned(), svc.name.clone()),
-                (SERVICE_NAMESPACE_LABEL.to_owned(), svc.namespace.clone()),
-            ]);
-            let obj = ServiceBGPStatus {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(namespace.to_owned()),
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                },
-                spec: ServiceBGPStatusSpec {},
-                status: Some(status_of(svc, st)),
-            };
-            (name, obj)
-        })
+        .map(|(svc, st)| desired_object(node, namespace, svc, st))
         .collect()
 }
 
-/// Makes the API server hold exactly `desired` among the objects labelled with `node`.
+/// The object `node` should have in `namespace` for `svc`, with its name.
+pub fn desired_object(
+    node: &str,
+    namespace: &str,
+    svc: &ServiceKey,
+    st: &BgpStatus,
+) -> (String, ServiceBGPStatus) {
+    let name = object_name(node, svc);
+    let labels = BTreeMap::from([
+        (NODE_LABEL.to_owned(), node.to_owned()),
+        (SERVICE_NAME_LABEL.to_owned(), svc.name.clone()),
+        (SERVICE_NAMESPACE_LABEL.to_owned(), svc.namespace.clone()),
+    ]);
+    let obj = ServiceBGPStatus {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: ServiceBGPStatusSpec {},
+        status: Some(status_of(svc, st)),
+    };
+    (name, obj)
+}
+
+/// What [`sync`] keeps of an existing object: its labels and status.
+type Existing = (
+    Option<BTreeMap<String, String>>,
+    Option<ServiceBGPStatusStatus>,
+);
+
+/// The objects labelled with `node`, listed page by page.
+async fn list_existing(
+    api: &Api<ServiceBGPStatus>,
+    node: &str,
+) -> Result<BTreeMap<String, Existing>, kube::Error> {
+    let mut out = BTreeMap::new();
+    let mut params = ListParams::default()
+        .labels(&format!("{NODE_LABEL}={node}"))
+        .limit(LIST_PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        for o in page.items {
+            if let Some(name) = o.metadata.name {
+                out.insert(name, (o.metadata.labels, o.status));
+            }
+        }
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Makes the API server hold exactly the objects of `statuses` (see [`desired_objects`])
+/// among the objects labelled with `node`.
 pub async fn sync(
     client: &Client,
     namespace: &str,
     node: &str,
-    desired: &BTreeMap<String, ServiceBGPStatus>,
+    statuses: &BTreeMap<ServiceKey, BgpStatus>,
 ) -> Result<(), kube::Error> {
     let api: Api<ServiceBGPStatus> = Api::namespaced(client.clone(), namespace);
-    let existing = api
-        .list(&ListParams::default().labels(&format!("{NODE_LABEL}={node}")))
-        .await?;
-    let mut current: BTreeMap<String, ServiceBGPStatus> = existing
-        .items
-        .into_iter()
-        .filter_map(|o| o.metadata.name.clone().map(|n| (n, o)))
-        .collect();
-    for (name, want) in desired {
-        let have = current.remove(name);
-        if let Some(h) = &have
-            && h.status == want.status
-            && h.metadata.labels == want.metadata.labels
+    let mut current = list_existing(&api, node).await?;
+    for (svc, st) in statuses {
+        let (name, mut want) = desired_object(node, namespace, svc, st);
+        let have = current.remove(&name);
+        if let Some((labels, status)) = &have
+            && *status == want.status
+            && *labels == want.metadata.labels
         {
             continue;
         }
+        let status = serde_json::json!({"status": want.status.take()});
         if have.is_none() {
-            let mut create = want.clone();
-            create.status = None;
-            match api.create(&PostParams::default(), &create).await {
+            match api.create(&PostParams::default(), &want).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(e) => return Err(e),
             }
         } else {
             let labels = serde_json::json!({"metadata": {"labels": want.metadata.labels}});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&labels))
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
                 .await?;
         }
-        let status = serde_json::json!({"status": want.status});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
             .await?;
     }
     for name in current.keys() {

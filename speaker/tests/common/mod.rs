@@ -579,6 +579,11 @@ impl SpeakerNode {
     pub fn established(&self, id: &str) -> bool {
         self.state(id) == Some(ferrolb_speaker::bgp::fsm::State::Established)
     }
+
+    /// How many times peer `id` has reached Established (`None`: no such peer).
+    pub fn established_count(&self, id: &str) -> Option<u64> {
+        self.mgr.peer_status(id).map(|s| s.established_count)
+    }
 }
 
 impl Drop for SpeakerNode {
@@ -596,4 +601,111 @@ pub fn route_set(
         .iter()
         .map(|(p, a)| (p.parse::<ipnet::IpNet>().expect("prefix"), a.clone()))
         .collect()
+}
+
+/// AS of the router namespace's BGP daemon in the interop tests.
+pub const ROUTER_AS: u32 = 64500;
+/// The IPv4 VIP the interop tests announce.
+pub const VIP4: &str = "198.51.100.10/32";
+/// The IPv6 VIP the interop tests announce.
+pub const VIP6: &str = "2001:db8:100::10/128";
+
+/// Peers of node `i` towards the router (AS [`ROUTER_AS`]): `r4` to 10.0.0.1 and, if
+/// `v6`, `r6` to fd00::1; router id 10.0.0.(10 + i), connect retry 1 s.
+pub fn router_peers(i: usize, local_as: u32, v6: bool) -> Vec<ferrolb_speaker::net::PeerConfig> {
+    use ferrolb_speaker::bgp::open::PeerAsPolicy;
+    use ferrolb_speaker::net::PeerConfig;
+    use std::net::{IpAddr, Ipv4Addr};
+    let rid = Ipv4Addr::new(10, 0, 0, 10 + i as u8);
+    let mut v = vec![PeerConfig::new(
+        "r4",
+        local_as,
+        PeerAsPolicy::Fixed(ROUTER_AS),
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        rid,
+    )];
+    if v6 {
+        v.push(PeerConfig::new(
+            "r6",
+            local_as,
+            PeerAsPolicy::Fixed(ROUTER_AS),
+            "fd00::1".parse().expect("addr"),
+            rid,
+        ));
+    }
+    for p in &mut v {
+        p.connect_time = Duration::from_secs(1);
+    }
+    v
+}
+
+/// The standard community `a:b` as its 32-bit value.
+pub fn community(a: u16, b: u16) -> u32 {
+    (u32::from(a) << 16) | u32::from(b)
+}
+
+/// The TCP-MD5 password the interop tests configure on the router and on node 1.
+pub const MD5_PASSWORD: &str = "s3cret-pw";
+
+/// IPv4 peer of node `i` (AS 64600 + i) towards the router, keyed with TCP-MD5
+/// `password`.
+pub fn md5_peers(i: usize, password: &str) -> Vec<ferrolb_speaker::net::PeerConfig> {
+    let mut v = router_peers(i, 64600 + i as u32, false);
+    v[0].password = Some(password.into());
+    v
+}
+
+/// Peers of node `i` (AS 64600 + i, IPv4 and IPv6) towards the router with BFD at 100 ms
+/// intervals, multiplier 3, active.
+pub fn bfd_peers(i: usize) -> Vec<ferrolb_speaker::net::PeerConfig> {
+    let bfd = ferrolb_speaker::net::BfdConfig {
+        transmit_interval_us: 100_000,
+        receive_interval_us: 100_000,
+        detect_multiplier: 3,
+        passive: false,
+    };
+    let mut v = router_peers(i, 64600 + i as u32, true);
+    for p in &mut v {
+        p.bfd = Some(bfd);
+    }
+    v
+}
+
+/// Waits up to `timeout` until each `(node, peer id)` session is Established on our side.
+pub fn wait_ours_established(sessions: &[(&SpeakerNode, &str)], timeout: Duration) {
+    for (n, id) in sessions {
+        wait_for(timeout, &format!("our {id} Established"), || {
+            n.established(id).then_some(())
+        });
+    }
+}
+
+/// For 6 s (several 1 s connect retries on each side) asserts that neither the router
+/// (`router_up`) nor node `n2` brings up the wrong-password session `r4`, then that
+/// `n2`'s status was never Established and its last error names a TCP-MD5 timeout.
+/// Returns that status.
+pub fn assert_md5_refused(
+    n2: &SpeakerNode,
+    mut router_up: impl FnMut() -> bool,
+) -> ferrolb_speaker::net::PeerStatus {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(6) {
+        assert!(!router_up(), "wrong password Established");
+        assert!(!n2.established("r4"), "wrong password Established (ours)");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = n2.mgr.peer_status("r4").expect("status");
+    assert_eq!(st.established_count, 0, "{st:?}");
+    assert_ne!(
+        st.state,
+        ferrolb_speaker::bgp::fsm::State::Established,
+        "{st:?}"
+    );
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out") && e.contains("TCP-MD5")),
+        "the status names the likely cause: {st:?}"
+    );
+    st
 }
