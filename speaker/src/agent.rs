@@ -6,7 +6,9 @@
 //!   EndpointSlices (all namespaces) come in thousands, so they are cached as compact
 //!   projections made on arrival ([`cache`]): a [`ServiceInfo`] per managed LoadBalancer
 //!   Service (others are not kept) and the backends of each EndpointSlice. Any change wakes
-//!   the reconciler, which waits [`AgentConfig::debounce`] so a burst is handled once.
+//!   the reconciler, which waits until [`AgentConfig::debounce`] passes without a change
+//!   (at most [`AgentConfig::debounce_max`] after the first), so a burst is decided once
+//!   or a few times rather than after every event.
 //! - Nothing is decided before every cache has been listed once. Watch errors never clear
 //!   a cache (a re-list is swapped in only once it is complete), so while the API server
 //!   is unreachable the agent keeps its sessions and keeps announcing what the last known
@@ -56,8 +58,8 @@ use self::metrics::AgentGauges;
 use self::peers::PeerOptions;
 use crate::bgp::update::RouteSet;
 use crate::decide::{
-    BgpStatus, EndpointInfo, Inputs, NodeInfo, Options, ServiceInfo, ServiceKey, decide,
-    endpoints_from_slices,
+    Backends, BgpStatus, EndpointInfo, EndpointSummary, Inputs, NodeInfo, Options, ServiceInfo,
+    ServiceKey, View, decide_view, endpoints_from_slices,
 };
 use crate::net::{PeerConfig, RouteTarget, SessionEvent, SessionManager};
 
@@ -72,6 +74,8 @@ pub struct AgentConfig {
     pub lb_class: Option<String>,
     /// Wait this long after a change before deciding, to handle bursts at once.
     pub debounce: Duration,
+    /// Decide at the latest this long after the first change of a burst that goes on.
+    pub debounce_max: Duration,
     /// Decision knobs.
     pub options: Options,
     /// Peer conversion knobs.
@@ -79,13 +83,15 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Defaults for `node_name`: namespace `ferrolb-system`, no class, 100 ms debounce.
+    /// Defaults for `node_name`: namespace `ferrolb-system`, no class, 100 ms debounce
+    /// (at most 1 s).
     pub fn new(node_name: impl Into<String>) -> Self {
         Self {
             node_name: node_name.into(),
             namespace: ferrolb_crds::DEFAULT_NAMESPACE.to_owned(),
             lb_class: None,
             debounce: Duration::from_millis(100),
+            debounce_max: Duration::from_secs(1),
             options: Options::default(),
             peer_options: PeerOptions::default(),
         }
@@ -97,10 +103,10 @@ impl AgentConfig {
 pub struct Applied {
     /// Peers configured on the manager.
     pub peers: Vec<PeerConfig>,
-    /// Route set given to each peer, by peer id.
-    pub routes: BTreeMap<String, RouteSet>,
-    /// `ServiceBGPStatus` content wanted for this node.
-    pub statuses: BTreeMap<ServiceKey, BgpStatus>,
+    /// Route set given to each peer, by peer id (shared with the session manager).
+    pub routes: BTreeMap<String, Arc<RouteSet>>,
+    /// `ServiceBGPStatus` content wanted for this node (shared with the status writer).
+    pub statuses: Arc<BTreeMap<ServiceKey, BgpStatus>>,
     /// Errors of the last configuration build (empty when it was valid).
     pub config_errors: Vec<String>,
     /// Peers selecting this node that could not be configured, with the reason.
@@ -314,14 +320,28 @@ impl Agent {
                 let class = cfg.lb_class.clone();
                 cache::spawn(
                     Api::<Service>::all(client.clone()),
-                    move |s| ServiceInfo::from_k8s(s, class.as_deref()),
+                    // The cache key's strings are shared with the projection's key.
+                    move |key, s| {
+                        ServiceInfo::from_k8s(s, class.as_deref()).map(|mut info| {
+                            info.key = key.clone();
+                            info
+                        })
+                    },
                     notify.clone(),
                     &mut tasks,
                 )
             },
             slices: cache::spawn(
                 Api::<EndpointSlice>::all(client.clone()),
-                |s| endpoints_from_slices([s]).into_iter().next(),
+                |key, s| {
+                    endpoints_from_slices([s])
+                        .into_iter()
+                        .next()
+                        .map(|(svc, eps)| {
+                            // Same namespace as the slice: share its string.
+                            (ServiceKey::new(key.namespace.clone(), svc.name), eps)
+                        })
+                },
                 notify.clone(),
                 &mut tasks,
             ),
@@ -416,29 +436,49 @@ async fn count_events(mut rx: broadcast::Receiver<SessionEvent>, gauges: Arc<Mut
     }
 }
 
+/// How often the status writer lists its objects again instead of writing only the
+/// difference (repairs objects changed or deleted by someone else).
+const STATUS_RESYNC: Duration = Duration::from_secs(300);
+
 async fn status_writer(
     client: Client,
     namespace: String,
     node: String,
     mut rx: watch::Receiver<Option<Arc<BTreeMap<ServiceKey, BgpStatus>>>>,
 ) {
+    // The statuses of the last successful sync, and when the server was last listed.
+    let mut last: Option<Arc<BTreeMap<ServiceKey, BgpStatus>>> = None;
+    let mut listed = tokio::time::Instant::now();
     loop {
-        if rx.changed().await.is_err() {
-            return;
+        let resync_at = listed + STATUS_RESYNC;
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep_until(resync_at), if last.is_some() => last = None,
         }
         loop {
             let desired = rx.borrow_and_update().clone();
             let Some(desired) = desired else { break };
+            let full = last.is_none();
+            // 10 s, plus 2 ms per object for large first writes.
+            let limit = Duration::from_secs(10) + Duration::from_millis(2) * desired.len() as u32;
             let res = tokio::time::timeout(
-                Duration::from_secs(10),
-                status::sync(&client, &namespace, &node, &desired),
+                limit,
+                status::sync(&client, &namespace, &node, &desired, last.as_deref()),
             )
             .await;
             match res {
-                Ok(Ok(())) => break,
+                Ok(Ok(())) => {
+                    if full {
+                        listed = tokio::time::Instant::now();
+                    }
+                    last = Some(desired);
+                    break;
+                }
                 Ok(Err(e)) => warn!(error = %e, "writing ServiceBGPStatus failed; retrying"),
                 Err(_) => warn!("writing ServiceBGPStatus timed out; retrying"),
             }
+            // Whatever was half written is found by listing.
+            last = None;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -451,7 +491,18 @@ async fn reconcile_loop(ctx: Ctx, stores: Stores, notify: Arc<Notify>) {
     loop {
         reconcile(&ctx, &stores, &mut st).await;
         notify.notified().await;
-        tokio::time::sleep(ctx.cfg.debounce).await;
+        // Trailing debounce: until `debounce` passes without a change, capped.
+        let cap = tokio::time::Instant::now() + ctx.cfg.debounce_max.max(ctx.cfg.debounce);
+        loop {
+            let quiet = (tokio::time::Instant::now() + ctx.cfg.debounce).min(cap);
+            tokio::select! {
+                () = notify.notified() => {}
+                () = tokio::time::sleep_until(quiet) => break,
+            }
+            if tokio::time::Instant::now() >= cap {
+                break;
+            }
+        }
     }
 }
 
@@ -517,16 +568,22 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
         .filter_map(|n| NodeInfo::from_k8s(n))
         .map(|n| (n.name.clone(), n))
         .collect();
-    inputs.services = stores
-        .services
-        .with(|m| m.values().map(|s| (s.key.clone(), s.clone())).collect());
-    inputs.endpoints = stores
-        .slices
-        .with(|m| merge_endpoints(m.values(), &inputs.services));
-    let decisions = decide(inputs);
-    // Rebuilt on every run: no copy is kept between runs.
-    inputs.services = BTreeMap::new();
-    inputs.endpoints = BTreeMap::new();
+    // Decided in place over the caches (both locked for the run; the watch tasks only
+    // wait for it), so no Service and no backend is copied.
+    let mut decisions = stores.services.with(|services| {
+        stores.slices.with(|slices| {
+            let backends = SliceIndex::new(slices);
+            decide_view(&View {
+                node: &inputs.node,
+                config: &inputs.config,
+                nodes: &inputs.nodes,
+                live_speakers: &inputs.live_speakers,
+                options: &inputs.options,
+                services,
+                backends: &backends,
+            })
+        })
+    });
 
     let (peers, peer_errors) = match stores.nodes.get(&ObjectRef::new(&cfg.node_name)) {
         Some(node) => peers::peers_for_node(&inputs.config, &node, cfg.peer_options),
@@ -557,14 +614,14 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
     let ids: BTreeSet<&str> = st.applied.peers.iter().map(|p| p.id.as_str()).collect();
     st.applied.routes.retain(|id, _| ids.contains(id.as_str()));
     for id in ids {
-        let routes = decisions.bgp.get(id).cloned().unwrap_or_default();
+        let routes = Arc::new(decisions.bgp.remove(id).unwrap_or_default());
         if st.applied.routes.get(id) == Some(&routes) {
             continue;
         }
         debug!(peer = id, prefixes = routes.len(), "setting routes");
         match ctx
             .manager
-            .set_routes(RouteTarget::Peer(id.to_owned()), routes.clone())
+            .set_shared_routes(RouteTarget::Peer(id.to_owned()), routes.clone())
             .await
         {
             Ok(()) => {
@@ -574,9 +631,12 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
         }
     }
     let statuses = decisions.bgp_statuses();
-    if statuses != st.applied.statuses || ctx.status_tx.borrow().is_none() {
-        let _ = ctx.status_tx.send_replace(Some(Arc::new(statuses.clone())));
-        st.applied.statuses = statuses;
+    drop(decisions);
+    if *st.applied.statuses != statuses || ctx.status_tx.borrow().is_none() {
+        st.applied.statuses = Arc::new(statuses);
+        let _ = ctx
+            .status_tx
+            .send_replace(Some(st.applied.statuses.clone()));
     }
     ctx.applied_tx.send_if_modified(|a| {
         let changed = *a != st.applied;
@@ -587,35 +647,34 @@ async fn reconcile(ctx: &Ctx, stores: &Stores, st: &mut LoopState) {
     });
 }
 
-/// The backends of each Service in `services`, merged across its EndpointSlices (each
-/// already merged by [`endpoints_from_slices`]) by the same rule: copies of one backend
-/// merge into one, each condition true if any copy has it true, in backend id order.
-fn merge_endpoints<'a>(
-    slices: impl Iterator<Item = &'a (ServiceKey, Vec<EndpointInfo>)>,
-    services: &BTreeMap<ServiceKey, ServiceInfo>,
-) -> BTreeMap<ServiceKey, Vec<EndpointInfo>> {
-    let mut by_service: BTreeMap<&ServiceKey, BTreeMap<&str, EndpointInfo>> = BTreeMap::new();
-    for (svc, eps) in slices {
-        if !services.contains_key(svc) {
-            continue;
-        }
-        let merged = by_service.entry(svc).or_default();
-        for e in eps {
-            merged
-                .entry(e.id.as_str())
-                .and_modify(|old| {
-                    old.ready |= e.ready;
-                    old.serving |= e.serving;
-                    old.terminating |= e.terminating;
-                    if old.node.is_none() {
-                        old.node.clone_from(&e.node);
-                    }
-                })
-                .or_insert_with(|| e.clone());
+/// The EndpointSlices of each Service, for one decision: references into the slice
+/// cache sorted by Service, so a Service's backends are merged across its slices (by
+/// [`EndpointSummary::merged`]) without copying any.
+struct SliceIndex<'a>(Vec<(&'a ServiceKey, &'a [EndpointInfo])>);
+
+impl<'a> SliceIndex<'a> {
+    fn new(slices: &'a BTreeMap<cache::ObjectKey, (ServiceKey, Vec<EndpointInfo>)>) -> Self {
+        let mut v: Vec<(&ServiceKey, &[EndpointInfo])> = slices
+            .values()
+            .map(|(svc, eps)| (svc, eps.as_slice()))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        Self(v)
+    }
+}
+
+impl Backends for SliceIndex<'_> {
+    fn summary(&self, key: &ServiceKey) -> EndpointSummary<'_> {
+        let start = self.0.partition_point(|(k, _)| *k < key);
+        let end = start + self.0[start..].partition_point(|(k, _)| *k == key);
+        match end - start {
+            0 => EndpointSummary::default(),
+            1 => EndpointSummary::of(self.0[start].1),
+            _ => {
+                let chunks: Vec<&[EndpointInfo]> =
+                    self.0[start..end].iter().map(|(_, eps)| *eps).collect();
+                EndpointSummary::merged(&chunks)
+            }
         }
     }
-    by_service
-        .into_iter()
-        .map(|(k, m)| (k.clone(), m.into_values().collect()))
-        .collect()
 }

@@ -69,14 +69,16 @@ mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::ops::Index;
+use std::sync::Arc;
 
 use ferrolb_config::model::Config;
 use ferrolb_config::pool::Pool;
 
 pub use self::bgp::routes_for_families;
 pub use self::view::{
-    EXCLUDE_LB_LABEL, EndpointInfo, NodeInfo, SERVICE_NAME_LABEL, ServiceInfo, ServiceKey,
-    endpoints_from_slices,
+    EXCLUDE_LB_LABEL, EndpointInfo, EndpointSummary, NodeInfo, SERVICE_NAME_LABEL, ServiceInfo,
+    ServiceKey, endpoints_from_slices,
 };
 use crate::bgp::update::RouteSet;
 
@@ -123,6 +125,55 @@ pub struct Inputs {
     pub endpoints: BTreeMap<ServiceKey, Vec<EndpointInfo>>,
     /// Knobs.
     pub options: Options,
+}
+
+impl Inputs {
+    /// The borrowed view [`decide_view`] reads.
+    pub fn view(&self) -> View<'_> {
+        View {
+            node: &self.node,
+            config: &self.config,
+            nodes: &self.nodes,
+            live_speakers: &self.live_speakers,
+            options: &self.options,
+            services: &self.services,
+            backends: &self.endpoints,
+        }
+    }
+}
+
+/// The backends of each Service, as the decisions read them.
+pub trait Backends {
+    /// The endpoint summary of the Service `key` (no backend: the default summary).
+    fn summary(&self, key: &ServiceKey) -> EndpointSummary<'_>;
+}
+
+impl Backends for BTreeMap<ServiceKey, Vec<EndpointInfo>> {
+    fn summary(&self, key: &ServiceKey) -> EndpointSummary<'_> {
+        self.get(key)
+            .map(|eps| EndpointSummary::of(eps))
+            .unwrap_or_default()
+    }
+}
+
+/// [`Inputs`] borrowed: the agent builds one over its caches, so a decision copies no
+/// Service and no backend.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// Name of the node deciding.
+    pub node: &'a str,
+    /// The running configuration.
+    pub config: &'a Config,
+    /// Every node, by name.
+    pub nodes: &'a BTreeMap<String, NodeInfo>,
+    /// Nodes whose speaker the membership layer sees alive (L2 only).
+    pub live_speakers: &'a BTreeSet<String>,
+    /// Knobs.
+    pub options: &'a Options,
+    /// Managed LoadBalancer Services, by key.
+    pub services: &'a BTreeMap<ServiceKey, ServiceInfo>,
+    /// Backends by Service.
+    pub backends: &'a dyn Backends,
 }
 
 /// Why an IP is not announced by this node in one mode.
@@ -226,14 +277,68 @@ pub struct IpDecision {
     /// L2: the interfaces this node answers on, or why it does not.
     pub l2: Result<Interfaces, Reason>,
     /// BGP: the peers this node advertises the IP (or its aggregate) to, or why none.
-    pub bgp: Result<BTreeSet<String>, Reason>,
+    pub bgp: Result<PeerNames, Reason>,
+}
+
+/// Peer names, sorted and distinct; shared strings, so copies cost no allocation.
+pub type PeerNames = Vec<Arc<str>>;
+
+/// Per IP decisions of one Service, sorted by IP (a Service has one or two IPs, so a
+/// sorted vector, not a tree).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpDecisions(Vec<(IpAddr, IpDecision)>);
+
+impl IpDecisions {
+    /// Sets the decision of `ip`.
+    pub fn insert(&mut self, ip: IpAddr, d: IpDecision) {
+        match self.0.binary_search_by(|(i, _)| i.cmp(&ip)) {
+            Ok(i) => self.0[i].1 = d,
+            Err(i) => self.0.insert(i, (ip, d)),
+        }
+    }
+
+    /// The decision of `ip`.
+    pub fn get(&self, ip: &IpAddr) -> Option<&IpDecision> {
+        self.0
+            .binary_search_by(|(i, _)| i.cmp(ip))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Decisions by IP, in IP order.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &IpDecision)> {
+        self.0.iter().map(|(ip, d)| (ip, d))
+    }
+
+    /// Decisions in IP order.
+    pub fn values(&self) -> impl Iterator<Item = &IpDecision> {
+        self.0.iter().map(|(_, d)| d)
+    }
+
+    /// Number of IPs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no IP.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Index<&IpAddr> for IpDecisions {
+    type Output = IpDecision;
+
+    fn index(&self, ip: &IpAddr) -> &IpDecision {
+        self.get(ip).expect("no decision for this IP")
+    }
 }
 
 /// What this node does for one Service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceDecision {
     /// Per IP of the Service.
-    pub ips: BTreeMap<IpAddr, IpDecision>,
+    pub ips: IpDecisions,
 }
 
 impl ServiceDecision {
@@ -250,15 +355,20 @@ impl ServiceDecision {
         out
     }
 
-    /// Peers this node advertises any of the Service's IPs to: the content of its
-    /// `ServiceBGPStatus`.
-    pub fn bgp_peers(&self) -> BTreeSet<String> {
-        self.ips
-            .values()
-            .filter_map(|d| d.bgp.as_ref().ok())
-            .flatten()
-            .cloned()
-            .collect()
+    /// Peers this node advertises any of the Service's IPs to, sorted: the content of
+    /// its `ServiceBGPStatus`.
+    pub fn bgp_peers(&self) -> PeerNames {
+        let mut out: PeerNames = Vec::new();
+        for d in self.ips.values().filter_map(|d| d.bgp.as_ref().ok()) {
+            if out.is_empty() {
+                out.clone_from(d);
+            } else {
+                out.extend(d.iter().cloned());
+                out.sort_unstable();
+                out.dedup();
+            }
+        }
+        out
     }
 }
 
@@ -275,9 +385,9 @@ pub struct L2Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpStatus {
     /// The advertising node (this one).
-    pub node: String,
-    /// Peers advertised to.
-    pub peers: Vec<String>,
+    pub node: Arc<str>,
+    /// Peers advertised to, sorted.
+    pub peers: PeerNames,
 }
 
 /// Everything one node announces.
@@ -315,6 +425,7 @@ impl Decisions {
 
     /// `ServiceBGPStatus` content for every Service this node advertises by BGP.
     pub fn bgp_statuses(&self) -> BTreeMap<ServiceKey, BgpStatus> {
+        let node: Arc<str> = self.node.as_str().into();
         self.services
             .iter()
             .filter_map(|(k, d)| {
@@ -323,8 +434,8 @@ impl Decisions {
                     (
                         k.clone(),
                         BgpStatus {
-                            node: self.node.clone(),
-                            peers: peers.into_iter().collect(),
+                            node: node.clone(),
+                            peers,
                         },
                     )
                 })
@@ -338,40 +449,56 @@ fn pool_of(config: &Config, ip: IpAddr) -> Option<&Pool> {
     config.pools.values().find(|p| p.contains(ip))
 }
 
+/// Results per (Service, IP) in slot order: Services by key, then each Service's
+/// distinct IPs ascending ([`distinct_ips`]). A flat vector, so no result carries a copy
+/// of its key.
+type Slots<T> = Vec<Option<T>>;
+
+/// The result in `slot`, taken out (a slot the mode did not fill: no advertisement).
+fn take_slot<T>(slots: &mut Slots<Result<T, Reason>>, slot: usize) -> Result<T, Reason> {
+    slots
+        .get_mut(slot)
+        .and_then(Option::take)
+        .unwrap_or(Err(Reason::NoAdvertisement))
+}
+
+/// A Service's distinct IPs, ascending: the order of its result slots.
+fn distinct_ips(svc: &ServiceInfo) -> Vec<IpAddr> {
+    let mut ips = svc.ips.clone();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
 /// Decides what `inputs.node` announces.
 pub fn decide(inputs: &Inputs) -> Decisions {
-    let summaries: BTreeMap<&ServiceKey, view::EndpointSummary> = inputs
-        .services
-        .keys()
-        .map(|k| {
-            let eps = inputs.endpoints.get(k).map(Vec::as_slice).unwrap_or(&[]);
-            (k, view::EndpointSummary::of(eps))
-        })
-        .collect();
-    let (l2, l2_per_ip) = l2::decide(inputs, &summaries);
-    let (routes, bgp_per_ip) = bgp::decide(inputs, &summaries);
+    decide_view(&inputs.view())
+}
+
+/// Decides what `v.node` announces, reading Services and backends in place.
+pub fn decide_view(v: &View<'_>) -> Decisions {
+    let (l2, mut l2_per_ip) = l2::decide(v);
+    let (routes, mut bgp_per_ip) = bgp::decide(v);
 
     let mut services = BTreeMap::new();
-    for (key, svc) in &inputs.services {
-        let mut decision = ServiceDecision::default();
-        for ip in &svc.ips {
-            let k = (key.clone(), *ip);
-            let l2 = l2_per_ip
-                .get(&k)
-                .cloned()
-                .unwrap_or(Err(Reason::NoAdvertisement));
-            let bgp = bgp_per_ip
-                .get(&k)
-                .cloned()
-                .unwrap_or(Err(Reason::NoAdvertisement));
-            decision.ips.insert(*ip, IpDecision { l2, bgp });
+    let mut slot = 0;
+    for (key, svc) in v.services {
+        let ips = distinct_ips(svc);
+        let mut decision = ServiceDecision {
+            ips: IpDecisions(Vec::with_capacity(ips.len())),
+        };
+        for ip in ips {
+            let l2 = take_slot(&mut l2_per_ip, slot);
+            let bgp = take_slot(&mut bgp_per_ip, slot);
+            slot += 1;
+            decision.ips.insert(ip, IpDecision { l2, bgp });
         }
         if !decision.ips.is_empty() {
             services.insert(key.clone(), decision);
         }
     }
     Decisions {
-        node: inputs.node.clone(),
+        node: v.node.to_owned(),
         l2,
         bgp: routes,
         services,
@@ -381,7 +508,7 @@ pub fn decide(inputs: &Inputs) -> Decisions {
 /// The L2 owner of every Service IP in the cluster (`None`: no node is eligible), as
 /// each speaker computes it; for status tools and tests.
 pub fn l2_owners(inputs: &Inputs) -> BTreeMap<IpAddr, Option<String>> {
-    l2::owners(inputs)
+    l2::owners(&inputs.view())
 }
 
 /// What changed between two decisions of the same node.

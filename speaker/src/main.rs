@@ -51,11 +51,53 @@ struct Flags {
     debounce_ms: u64,
 }
 
-// Two workers whatever the core count: the work is I/O-bound and light, and every worker
-// thread that allocates gets its own malloc arena, which on a large node multiplies the
-// resident set for nothing.
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// The BGP/BFD sessions on their own thread and single-threaded runtime, so deciding over
+/// thousands of Services or a burst of watch events never delays a keepalive or a BFD
+/// packet. Returns the manager handle (usable from any runtime), the thread, and the
+/// sender that stops the runtime once the sessions are shut down.
+fn start_sessions(
+    cfg: ManagerConfig,
+) -> anyhow::Result<(
+    SessionManager,
+    std::thread::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ferrolb-bgp".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = started_tx.send(Err(anyhow::Error::new(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let started =
+                    SessionManager::start(cfg).context("starting the BGP session manager");
+                let ok = started.is_ok();
+                let _ = started_tx.send(started);
+                if ok {
+                    let _ = stop_rx.await;
+                }
+            });
+        })
+        .context("spawning the BGP thread")?;
+    let manager = started_rx
+        .recv()
+        .context("the BGP thread exited during start-up")??;
+    Ok((manager, thread, stop_tx))
+}
+
+// Kubernetes watches, decisions, status writes and metrics run on the main thread's
+// single-threaded runtime, the sessions on their own (see `start_sessions`). Two threads
+// that allocate, so two malloc arenas: the resident set does not grow with the core count.
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -64,16 +106,27 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let flags = Flags::parse();
     anyhow::ensure!(!flags.node_name.is_empty(), "--node-name must not be empty");
+    let (manager, bgp_thread, stop_bgp) = start_sessions(ManagerConfig {
+        listen_port: Some(flags.bgp_port),
+        ..ManagerConfig::default()
+    })?;
+    info!(listen = ?manager.listen_addrs(), node = %flags.node_name, "BGP listening");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+    let result = rt.block_on(run(flags, manager));
+    // The sessions were shut down (Cease sent) by `run`, or `run` failed before starting
+    // any; either way the BGP runtime can stop.
+    let _ = stop_bgp.send(());
+    let _ = bgp_thread.join();
+    result
+}
 
+async fn run(flags: Flags, manager: SessionManager) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("creating the Kubernetes client (in-cluster config or KUBECONFIG)")?;
-    let manager = SessionManager::start(ManagerConfig {
-        listen_port: Some(flags.bgp_port),
-        ..ManagerConfig::default()
-    })
-    .context("starting the BGP session manager")?;
-    info!(listen = ?manager.listen_addrs(), node = %flags.node_name, "BGP listening");
 
     let mut cfg = AgentConfig::new(flags.node_name.clone());
     cfg.namespace = flags.namespace;

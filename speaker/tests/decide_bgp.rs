@@ -4,18 +4,23 @@
 mod decide_common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use decide_common::*;
 use ferrolb_config::model::PeerAsn;
 use ferrolb_config::service::TrafficPolicy::{Cluster, Local};
 use ferrolb_speaker::bgp::update::{ExtCommunity, RouteAttrs};
 use ferrolb_speaker::decide::{
-    Inputs, LINK_BANDWIDTH_PER_ENDPOINT, NodeInfo, Options, Reason, decide,
+    Inputs, LINK_BANDWIDTH_PER_ENDPOINT, NodeInfo, Options, PeerNames, Reason, decide,
 };
 use ipnet::IpNet;
 
 fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn peers(list: &[&str]) -> PeerNames {
+    list.iter().map(|s| Arc::from(*s)).collect()
 }
 
 fn net(s: &str) -> IpNet {
@@ -120,7 +125,7 @@ fn endpoints_appear_and_disappear() {
         .endpoints
         .insert(key("ns/web"), vec![ready("p1", "b")]);
     assert_eq!(reason(&inputs, "a"), Err(Reason::NoLocalEndpoints));
-    assert_eq!(reason(&inputs, "b"), Ok(names(&["tor"])));
+    assert_eq!(reason(&inputs, "b"), Ok(peers(&["tor"])));
     // The pod moves from b to a.
     inputs.endpoints.insert(
         key("ns/web"),
@@ -178,9 +183,9 @@ fn peer_and_advertisement_node_selectors() {
             .bgp
             .clone()
     };
-    assert_eq!(web("a"), Ok(names(&["tor1"])));
+    assert_eq!(web("a"), Ok(peers(&["tor1"])));
     assert_eq!(web("b"), Err(Reason::NoMatchingAdvertisement));
-    assert_eq!(web("c"), Ok(names(&["tor2"])));
+    assert_eq!(web("c"), Ok(peers(&["tor2"])));
 
     // An advertisement limited to tor1 gives rack r2 nodes nothing to send.
     inputs
@@ -196,8 +201,8 @@ fn peer_and_advertisement_node_selectors() {
     let d = decide(&at(&inputs, "a"));
     let status = &d.bgp_statuses()[&key("ns/web")];
     assert_eq!(
-        (status.node.as_str(), status.peers.clone()),
-        ("a", vec!["tor1".to_owned()])
+        (&*status.node, status.peers.clone()),
+        ("a", peers(&["tor1"]))
     );
 }
 
@@ -343,7 +348,7 @@ fn unhealthy_nodes_withdraw() {
     );
     // (story, node a, ignore exclude label, expected result on a)
     let table = vec![
-        ("healthy", node("a", &[]), false, Ok(names(&["tor"]))),
+        ("healthy", node("a", &[]), false, Ok(peers(&["tor"]))),
         ("not ready", not_ready, false, Err(Reason::NodeNotReady)),
         (
             "network unavailable",
@@ -357,7 +362,7 @@ fn unhealthy_nodes_withdraw() {
             false,
             Err(Reason::NodeExcluded),
         ),
-        ("excluded but ignored", excluded, true, Ok(names(&["tor"]))),
+        ("excluded but ignored", excluded, true, Ok(peers(&["tor"]))),
     ];
     for (story, a, ignore, want) in table {
         let mut inputs = base();

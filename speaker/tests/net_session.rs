@@ -229,10 +229,18 @@ fn malformed_update_gets_notification_and_others_are_unaffected() {
         Some(err::UPDATE)
     );
     assert_ne!(bad.state, State::Established);
-    let good = fx.mgr.peer_status("good").expect("good status");
+    // The status is updated just after the UPDATE is handed to the socket.
+    let good = wait_for(
+        Duration::from_secs(2),
+        "good's status to count 2 prefixes",
+        || {
+            fx.mgr
+                .peer_status("good")
+                .filter(|s| s.prefixes_advertised == 2)
+        },
+    );
     assert_eq!(good.state, State::Established);
     assert_eq!(good.established_count, 1);
-    assert_eq!(good.prefixes_advertised, 2);
 }
 
 #[test]

@@ -19,14 +19,16 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::decide::ServiceKey;
+
 /// Namespace (empty for cluster-scoped objects) and name of a watched object.
-pub(crate) type ObjectKey = (String, String);
+pub(crate) type ObjectKey = ServiceKey;
 
 fn key_of<K: Resource>(obj: &K) -> ObjectKey {
     let meta = obj.meta();
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
+    ServiceKey::new(
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     )
 }
 
@@ -74,7 +76,7 @@ impl<V> Projected<V> {
 fn apply<K: Resource, V>(
     st: &mut State<V>,
     ev: watcher::Event<K>,
-    project: &impl Fn(&K) -> Option<V>,
+    project: &impl Fn(&ObjectKey, &K) -> Option<V>,
 ) -> bool {
     match ev {
         watcher::Event::Init => {
@@ -82,10 +84,9 @@ fn apply<K: Resource, V>(
             false
         }
         watcher::Event::InitApply(obj) => {
-            if let Some(v) = project(&obj) {
-                st.pending
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(key_of(&obj), v);
+            let key = key_of(&obj);
+            if let Some(v) = project(&key, &obj) {
+                st.pending.get_or_insert_with(BTreeMap::new).insert(key, v);
             }
             false
         }
@@ -94,8 +95,12 @@ fn apply<K: Resource, V>(
             true
         }
         watcher::Event::Apply(obj) => {
-            let key = key_of(&obj);
-            match project(&obj) {
+            let mut key = key_of(&obj);
+            // An update reuses the stored key, so the projection can share its strings.
+            if let Some((k, _)) = st.live.get_key_value(&key) {
+                key = k.clone();
+            }
+            match project(&key, &obj) {
                 Some(v) => {
                     st.live.insert(key, v);
                     true
@@ -111,7 +116,7 @@ fn apply<K: Resource, V>(
 /// on every change of the live set.
 pub(crate) fn spawn<K, V>(
     api: Api<K>,
-    project: impl Fn(&K) -> Option<V> + Send + 'static,
+    project: impl Fn(&ObjectKey, &K) -> Option<V> + Send + 'static,
     notify: Arc<Notify>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Projected<V>
@@ -181,14 +186,14 @@ mod tests {
         }
     }
 
-    fn project(c: &ConfigMap) -> Option<String> {
+    fn project(_: &ObjectKey, c: &ConfigMap) -> Option<String> {
         c.data.as_ref()?.get("v").cloned()
     }
 
     fn live(st: &State<String>) -> Vec<(&str, &str)> {
         st.live
             .iter()
-            .map(|((_, n), v)| (n.as_str(), v.as_str()))
+            .map(|(k, v)| (&*k.name, v.as_str()))
             .collect()
     }
 

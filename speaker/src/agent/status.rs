@@ -2,10 +2,11 @@
 //! [`NODE_LABEL`], [`SERVICE_NAME_LABEL`] and [`SERVICE_NAMESPACE_LABEL`], content written
 //! through the status subresource. [`desired_objects`] is pure; [`sync`] makes the
 //! API server match it, deleting the objects of this node that are no longer wanted. To
-//! stay small with thousands of Services, [`sync`] builds one object at a time and lists
-//! the existing ones in pages of [`LIST_PAGE`], keeping only their labels and status.
+//! stay small with thousands of Services, [`sync`] builds one object at a time, writes
+//! only the difference to its previous successful run, and when it must list (first
+//! run, after an error, periodically) compares the pages as they arrive.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferrolb_crds::{ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -52,10 +53,10 @@ pub fn object_name(node: &str, svc: &ServiceKey) -> String {
 /// The status block of one object.
 pub fn status_of(svc: &ServiceKey, st: &BgpStatus) -> ServiceBGPStatusStatus {
     ServiceBGPStatusStatus {
-        node: Some(st.node.clone()),
-        service_name: Some(svc.name.clone()),
-        service_namespace: Some(svc.namespace.clone()),
-        peers: st.peers.clone(),
+        node: Some(st.node.to_string()),
+        service_name: Some(svc.name.to_string()),
+        service_namespace: Some(svc.namespace.to_string()),
+        peers: st.peers.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -81,8 +82,11 @@ pub fn desired_object(
     let name = object_name(node, svc);
     let labels = BTreeMap::from([
         (NODE_LABEL.to_owned(), node.to_owned()),
-        (SERVICE_NAME_LABEL.to_owned(), svc.name.clone()),
-        (SERVICE_NAMESPACE_LABEL.to_owned(), svc.namespace.clone()),
+        (SERVICE_NAME_LABEL.to_owned(), svc.name.to_string()),
+        (
+            SERVICE_NAMESPACE_LABEL.to_owned(),
+            svc.namespace.to_string(),
+        ),
     ]);
     let obj = ServiceBGPStatus {
         metadata: ObjectMeta {
@@ -97,18 +101,82 @@ pub fn desired_object(
     (name, obj)
 }
 
-/// What [`sync`] keeps of an existing object: its labels and status.
-type Existing = (
-    Option<BTreeMap<String, String>>,
-    Option<ServiceBGPStatusStatus>,
-);
+/// The Service an existing object stands for, if it is exactly the object this node
+/// would write for it (name and labels).
+fn service_of(node: &str, obj: &ServiceBGPStatus) -> Option<ServiceKey> {
+    let labels = obj.metadata.labels.as_ref()?;
+    let key = ServiceKey::new(
+        labels.get(SERVICE_NAMESPACE_LABEL)?.as_str(),
+        labels.get(SERVICE_NAME_LABEL)?.as_str(),
+    );
+    (obj.metadata.name.as_deref() == Some(object_name(node, &key).as_str())).then_some(key)
+}
 
-/// The objects labelled with `node`, listed page by page.
-async fn list_existing(
+/// Creates or updates the object of `svc` (`exists`: whether the server has one).
+async fn write(
     api: &Api<ServiceBGPStatus>,
     node: &str,
-) -> Result<BTreeMap<String, Existing>, kube::Error> {
-    let mut out = BTreeMap::new();
+    namespace: &str,
+    svc: &ServiceKey,
+    st: &BgpStatus,
+    exists: bool,
+) -> Result<(), kube::Error> {
+    let (name, mut want) = desired_object(node, namespace, svc, st);
+    let status = serde_json::json!({"status": want.status.take()});
+    if exists {
+        let labels = serde_json::json!({"metadata": {"labels": want.metadata.labels}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
+            .await?;
+    } else {
+        match api.create(&PostParams::default(), &want).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+async fn delete(api: &Api<ServiceBGPStatus>, name: &str) -> Result<(), kube::Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the API server hold exactly the objects of `statuses` (see [`desired_objects`])
+/// among the objects labelled with `node`.
+///
+/// With `last`, the statuses of the previous successful call, only the difference is
+/// written (the objects are this node's own, so nobody else changes them). Without it
+/// the existing objects are listed page by page and compared as they arrive: a stale
+/// or foreign-shaped object is deleted at once, and only the keys of up-to-date and of
+/// outdated objects are kept, so memory stays at a small multiple of the key set.
+pub async fn sync(
+    client: &Client,
+    namespace: &str,
+    node: &str,
+    statuses: &BTreeMap<ServiceKey, BgpStatus>,
+    last: Option<&BTreeMap<ServiceKey, BgpStatus>>,
+) -> Result<(), kube::Error> {
+    let api: Api<ServiceBGPStatus> = Api::namespaced(client.clone(), namespace);
+    if let Some(last) = last {
+        for (svc, st) in statuses {
+            let old = last.get(svc);
+            if old != Some(st) {
+                write(&api, node, namespace, svc, st, old.is_some()).await?;
+            }
+        }
+        for svc in last.keys().filter(|k| !statuses.contains_key(*k)) {
+            delete(&api, &object_name(node, svc)).await?;
+        }
+        return Ok(());
+    }
+    let mut current: BTreeSet<ServiceKey> = BTreeSet::new();
+    let mut outdated: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut params = ListParams::default()
         .labels(&format!("{NODE_LABEL}={node}"))
         .limit(LIST_PAGE);
@@ -116,57 +184,30 @@ async fn list_existing(
         let page = api.list(&params).await?;
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
         for o in page.items {
-            if let Some(name) = o.metadata.name {
-                out.insert(name, (o.metadata.labels, o.status));
+            let want = service_of(node, &o).and_then(|k| statuses.get_key_value(&k));
+            match want {
+                Some((svc, st)) => {
+                    let (_, w) = desired_object(node, namespace, svc, st);
+                    if o.status == w.status && o.metadata.labels == w.metadata.labels {
+                        current.insert(svc.clone());
+                    } else {
+                        outdated.insert(svc.clone());
+                    }
+                }
+                None => {
+                    if let Some(name) = &o.metadata.name {
+                        delete(&api, name).await?;
+                    }
+                }
             }
         }
         match next {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
+            None => break,
         }
     }
-}
-
-/// Makes the API server hold exactly the objects of `statuses` (see [`desired_objects`])
-/// among the objects labelled with `node`.
-pub async fn sync(
-    client: &Client,
-    namespace: &str,
-    node: &str,
-    statuses: &BTreeMap<ServiceKey, BgpStatus>,
-) -> Result<(), kube::Error> {
-    let api: Api<ServiceBGPStatus> = Api::namespaced(client.clone(), namespace);
-    let mut current = list_existing(&api, node).await?;
-    for (svc, st) in statuses {
-        let (name, mut want) = desired_object(node, namespace, svc, st);
-        let have = current.remove(&name);
-        if let Some((labels, status)) = &have
-            && *status == want.status
-            && *labels == want.metadata.labels
-        {
-            continue;
-        }
-        let status = serde_json::json!({"status": want.status.take()});
-        if have.is_none() {
-            match api.create(&PostParams::default(), &want).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e),
-            }
-        } else {
-            let labels = serde_json::json!({"metadata": {"labels": want.metadata.labels}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
-                .await?;
-        }
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-            .await?;
-    }
-    for name in current.keys() {
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
+    for (svc, st) in statuses.iter().filter(|(k, _)| !current.contains(*k)) {
+        write(&api, node, namespace, svc, st, outdated.contains(svc)).await?;
     }
     Ok(())
 }
@@ -180,13 +221,13 @@ mod tests {
         let short = object_name("node1", &ServiceKey::new("default", "web"));
         assert_eq!(short, "node1-default-web");
         let long_name = "a".repeat(250);
-        let a = object_name("node1", &ServiceKey::new("default", &long_name));
-        let b = object_name("node2", &ServiceKey::new("default", &long_name));
+        let a = object_name("node1", &ServiceKey::new("default", long_name.as_str()));
+        let b = object_name("node2", &ServiceKey::new("default", long_name.as_str()));
         assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME, "{a} {b}");
         assert_ne!(a, b);
         assert_eq!(
             a,
-            object_name("node1", &ServiceKey::new("default", &long_name))
+            object_name("node1", &ServiceKey::new("default", long_name.as_str()))
         );
     }
 
@@ -195,8 +236,8 @@ mod tests {
         let statuses = BTreeMap::from([(
             ServiceKey::new("ns1", "web"),
             BgpStatus {
-                node: "node1".to_owned(),
-                peers: vec!["tor-v4".to_owned(), "tor-v6".to_owned()],
+                node: "node1".into(),
+                peers: vec!["tor-v4".into(), "tor-v6".into()],
             },
         )]);
         let objs = desired_objects("node1", "ferrolb-system", &statuses);

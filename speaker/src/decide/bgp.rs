@@ -8,14 +8,15 @@ use ferrolb_config::model::{BgpAdvertisement, Community, Peer};
 use ferrolb_config::service::TrafficPolicy;
 use ipnet::IpNet;
 
+use std::sync::Arc;
+
 use super::l2::endpoint_check;
-use super::view::EndpointSummary;
-use super::{Inputs, Reason, ServiceKey, node_eligibility, pool_of};
+use super::{PeerNames, Reason, ServiceKey, Slots, View, distinct_ips, node_eligibility, pool_of};
 use crate::bgp::open::Family;
 use crate::bgp::update::{ExtCommunity, RouteAttrs, RouteSet};
 
 /// Per (Service, IP): the peers the deciding node advertises to, or why none.
-pub(super) type PerIp = BTreeMap<(ServiceKey, IpAddr), Result<BTreeSet<String>, Reason>>;
+pub(super) type PerIp = Slots<Result<PeerNames, Reason>>;
 
 /// The routes of `routes` whose prefixes belong to one of `families` (the families
 /// negotiated on the session).
@@ -49,9 +50,36 @@ fn prefix(ip: IpAddr, len: u8) -> IpNet {
 #[derive(Default)]
 struct Acc {
     attrs: RouteAttrs,
-    /// Per contributing Service: its weighted-ECMP endpoint count, `None` when it does
-    /// not ask for weighting.
-    weights: BTreeMap<ServiceKey, Option<u32>>,
+    /// The first contributing Service and its weighted-ECMP endpoint count (`None` when
+    /// it does not ask for weighting; the largest of its contributions). Inline: most
+    /// routes have a single contributing Service.
+    first: Option<(ServiceKey, Option<u32>)>,
+    /// Contributions of other Services, merged per Service (largest) in [`Acc::total`].
+    more: Vec<(ServiceKey, Option<u32>)>,
+}
+
+impl Acc {
+    fn add_weight(&mut self, key: &ServiceKey, weight: Option<u32>) {
+        match &mut self.first {
+            None => self.first = Some((key.clone(), weight)),
+            Some((k, w)) if k == key => *w = (*w).max(weight),
+            Some(_) => self.more.push((key.clone(), weight)),
+        }
+    }
+
+    /// The endpoint count of the route: the sum over its Services of each one's largest
+    /// count, `None` when a Service does not ask for weighting.
+    fn total(mut self) -> Option<u64> {
+        self.more.extend(self.first);
+        // Per Service the largest weight first (`None` sorts below every count).
+        self.more
+            .sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
+        self.more.dedup_by(|later, first| later.0 == first.0);
+        self.more
+            .iter()
+            .map(|(_, w)| w.map(u64::from))
+            .sum::<Option<u64>>()
+    }
 }
 
 fn add_communities(attrs: &mut RouteAttrs, communities: &BTreeSet<Community>) {
@@ -70,28 +98,29 @@ fn add_communities(attrs: &mut RouteAttrs, communities: &BTreeSet<Community>) {
 }
 
 /// BGP decisions of `inputs.node`: desired routes per peer and per (Service, IP) result.
-pub(super) fn decide(
-    inputs: &Inputs,
-    summaries: &BTreeMap<&ServiceKey, EndpointSummary>,
-) -> (BTreeMap<String, RouteSet>, PerIp) {
+pub(super) fn decide(inputs: &View<'_>) -> (BTreeMap<String, RouteSet>, PerIp) {
     let mut per_ip = PerIp::new();
-    let me = inputs.nodes.get(&inputs.node);
+    let me = inputs.nodes.get(inputs.node);
     let peers: Vec<&Peer> = match me {
         Some(n) => inputs.config.peers_for_node(&n.labels).collect(),
         None => Vec::new(),
     };
+    // Shared names, so each decision's peer list copies no string.
+    let names: BTreeMap<&str, Arc<str>> = peers
+        .iter()
+        .map(|p| (p.name.as_str(), Arc::from(p.name.as_str())))
+        .collect();
     let mut acc: BTreeMap<&str, BTreeMap<IpNet, Acc>> = peers
         .iter()
         .map(|p| (p.name.as_str(), BTreeMap::new()))
         .collect();
-    let eligibility = me.map(|n| node_eligibility(n, &inputs.options));
+    let eligibility = me.map(|n| node_eligibility(n, inputs.options));
 
-    for (key, svc) in &inputs.services {
-        let summary = summaries.get(key);
-        let ips: BTreeSet<IpAddr> = svc.ips.iter().copied().collect();
-        for ip in ips {
-            let result: Result<BTreeSet<String>, Reason> = (|| {
-                let pool = pool_of(&inputs.config, ip).ok_or(Reason::NoPool)?;
+    for (key, svc) in inputs.services {
+        let summary = inputs.backends.summary(key);
+        for ip in distinct_ips(svc) {
+            let result: Result<PeerNames, Reason> = (|| {
+                let pool = pool_of(inputs.config, ip).ok_or(Reason::NoPool)?;
                 let ads: Vec<&BgpAdvertisement> = inputs
                     .config
                     .bgp_advertisements_for_pool(pool.name())
@@ -113,18 +142,18 @@ pub(super) fn decide(
                 if let Some(Err(r)) = &eligibility {
                     return Err(r.clone());
                 }
-                let empty = EndpointSummary::default();
-                let summary = summary.unwrap_or(&empty);
-                endpoint_check(&me.name, svc, summary)?;
-                let local_count = summary.usable_by_node.get(&me.name).copied();
-                let mut sent_to = BTreeSet::new();
+                endpoint_check(&me.name, svc, &summary)?;
+                let local_count = summary.usable_on(&me.name);
+                let mut sent_to: PeerNames = Vec::new();
                 for ad in &ads {
                     let weight = (svc.traffic_policy == TrafficPolicy::Local && ad.weighted_ecmp)
                         .then_some(local_count)
                         .flatten();
                     let net = prefix(ip, ad.aggregation_length_for(ip));
                     for peer in peers.iter().filter(|p| ad.peers.contains(&p.name)) {
-                        sent_to.insert(peer.name.clone());
+                        if let Some(name) = names.get(peer.name.as_str()) {
+                            sent_to.push(name.clone());
+                        }
                         let Some(routes) = acc.get_mut(peer.name.as_str()) else {
                             continue;
                         };
@@ -133,16 +162,18 @@ pub(super) fn decide(
                         if peer.peer_asn.is_ibgp(peer.my_asn) {
                             route.attrs.local_pref = route.attrs.local_pref.max(ad.local_pref);
                         }
-                        let w = route.weights.entry(key.clone()).or_insert(weight);
-                        *w = (*w).max(weight);
+                        route.add_weight(key, weight);
                     }
                 }
                 if sent_to.is_empty() {
                     return Err(Reason::NoPeers);
                 }
+                sent_to.sort_unstable();
+                sent_to.dedup();
+                sent_to.shrink_to_fit();
                 Ok(sent_to)
             })();
-            per_ip.insert((key.clone(), ip), result);
+            per_ip.push(Some(result));
         }
     }
 
@@ -153,18 +184,16 @@ pub(super) fn decide(
                 .remove(peer.name.as_str())
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(net, a)| {
-                    let mut attrs = a.attrs;
-                    let counts: Option<Vec<u32>> = a.weights.values().copied().collect();
-                    if let Some(counts) = counts {
-                        let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-                        if total > 0 {
-                            attrs.ext_communities.insert(ExtCommunity::link_bandwidth(
-                                peer.my_asn,
-                                total.saturating_mul(inputs.options.link_bandwidth_per_endpoint),
-                                inputs.options.link_bandwidth_transitive,
-                            ));
-                        }
+                .map(|(net, mut a)| {
+                    let mut attrs = std::mem::take(&mut a.attrs);
+                    if let Some(total) = a.total()
+                        && total > 0
+                    {
+                        attrs.ext_communities.insert(ExtCommunity::link_bandwidth(
+                            peer.my_asn,
+                            total.saturating_mul(inputs.options.link_bandwidth_per_endpoint),
+                            inputs.options.link_bandwidth_transitive,
+                        ));
                     }
                     (net, attrs)
                 })

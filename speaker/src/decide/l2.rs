@@ -9,11 +9,11 @@ use ring::digest::{Digest, SHA256, digest};
 
 use super::view::EndpointSummary;
 use super::{
-    Inputs, Interfaces, NodeInfo, Reason, ServiceInfo, ServiceKey, node_eligibility, pool_of,
+    Interfaces, NodeInfo, Reason, ServiceInfo, Slots, View, distinct_ips, node_eligibility, pool_of,
 };
 
 /// Per (Service, IP): the L2 decision of the deciding node.
-pub(super) type PerIp = BTreeMap<(ServiceKey, IpAddr), Result<Interfaces, Reason>>;
+pub(super) type PerIp = Slots<Result<Interfaces, Reason>>;
 
 /// `sha256(node + "#" + ip)`, MetalLB's tie-break key.
 #[cfg(test)]
@@ -49,13 +49,13 @@ struct Cluster<'a> {
 }
 
 impl<'a> Cluster<'a> {
-    fn new(inputs: &'a Inputs) -> Self {
+    fn new(inputs: &View<'a>) -> Self {
         let nodes: Vec<&NodeInfo> = inputs.nodes.values().collect();
         let eligible = nodes
             .iter()
             .map(|n| {
                 inputs.live_speakers.contains(&n.name)
-                    && node_eligibility(n, &inputs.options).is_ok()
+                    && node_eligibility(n, inputs.options).is_ok()
             })
             .collect();
         let ads = inputs
@@ -97,26 +97,31 @@ impl<'a> Cluster<'a> {
 /// One IP with the Services carrying it and their matching advertisements.
 struct Group<'a> {
     ip: IpAddr,
-    /// Each Service with the indexes (in [`Cluster::ads`]) of the pool's L2
-    /// advertisements selecting it.
-    services: Vec<(&'a ServiceInfo, Vec<usize>)>,
+    /// Each Service with its result slot and the indexes (in [`Cluster::ads`]) of the
+    /// pool's L2 advertisements selecting it.
+    services: Vec<(&'a ServiceInfo, usize, Vec<usize>)>,
     /// Union of the advertisement indexes of all the Services, sorted.
     ads: Vec<usize>,
 }
 
 /// Groups Service IPs by IP. IPs in no pool or in a pool without L2 advertisement get
-/// their reason directly in `per_ip`.
-fn groups<'a>(inputs: &'a Inputs, cluster: &Cluster<'a>, per_ip: &mut PerIp) -> Vec<Group<'a>> {
-    let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceInfo>> = BTreeMap::new();
+/// their reason directly in `per_ip` (sized here: one slot per Service IP).
+fn groups<'a>(inputs: &View<'a>, cluster: &Cluster<'a>, per_ip: &mut PerIp) -> Vec<Group<'a>> {
+    // (IP, slot, Service), sorted by IP: one allocation for all Service IPs.
+    let mut by_ip: Vec<(IpAddr, usize, &ServiceInfo)> = Vec::new();
     for svc in inputs.services.values() {
-        let ips: BTreeSet<IpAddr> = svc.ips.iter().copied().collect();
-        for ip in ips {
-            by_ip.entry(ip).or_default().push(svc);
+        for ip in distinct_ips(svc) {
+            by_ip.push((ip, by_ip.len(), svc));
         }
     }
+    per_ip.clear();
+    per_ip.resize_with(by_ip.len(), || None);
+    by_ip.sort_unstable_by_key(|&(ip, slot, _)| (ip, slot));
     let mut out = Vec::new();
-    for (ip, svcs) in by_ip {
-        let reason = match pool_of(&inputs.config, ip) {
+    for chunk in by_ip.chunk_by(|a, b| a.0 == b.0) {
+        let ip = chunk[0].0;
+        let svcs = chunk.iter().map(|&(_, slot, svc)| (svc, slot));
+        let reason = match pool_of(inputs.config, ip) {
             None => Some(Reason::NoPool),
             Some(pool) => {
                 let ads: Vec<usize> = cluster
@@ -129,20 +134,20 @@ fn groups<'a>(inputs: &'a Inputs, cluster: &Cluster<'a>, per_ip: &mut PerIp) -> 
                 if ads.is_empty() {
                     Some(Reason::NoAdvertisement)
                 } else {
-                    let services: Vec<(&ServiceInfo, Vec<usize>)> = svcs
-                        .iter()
-                        .map(|s| {
+                    let services: Vec<(&ServiceInfo, usize, Vec<usize>)> = svcs
+                        .clone()
+                        .map(|(s, slot)| {
                             let matching = ads
                                 .iter()
                                 .copied()
                                 .filter(|&a| cluster.ads[a].ad.service_selectors.matches(&s.labels))
                                 .collect();
-                            (*s, matching)
+                            (s, slot, matching)
                         })
                         .collect();
                     let union: BTreeSet<usize> = services
                         .iter()
-                        .flat_map(|(_, a)| a.iter().copied())
+                        .flat_map(|(_, _, a)| a.iter().copied())
                         .collect();
                     out.push(Group {
                         ip,
@@ -154,8 +159,8 @@ fn groups<'a>(inputs: &'a Inputs, cluster: &Cluster<'a>, per_ip: &mut PerIp) -> 
             }
         };
         if let Some(reason) = reason {
-            for s in svcs {
-                per_ip.insert((s.key.clone(), ip), Err(reason.clone()));
+            for (_, slot) in svcs {
+                per_ip[slot] = Some(Err(reason.clone()));
             }
         }
     }
@@ -169,7 +174,7 @@ fn service_candidate(
     i: usize,
     svc: &ServiceInfo,
     ads: &[usize],
-    summary: &EndpointSummary,
+    summary: &EndpointSummary<'_>,
 ) -> Result<(), Reason> {
     if !ads.iter().any(|&a| cluster.ads[a].selects[i]) {
         return Err(Reason::NoMatchingAdvertisement);
@@ -181,26 +186,15 @@ fn service_candidate(
 pub(super) fn endpoint_check(
     node: &str,
     svc: &ServiceInfo,
-    summary: &EndpointSummary,
+    summary: &EndpointSummary<'_>,
 ) -> Result<(), Reason> {
     if !summary.any_serving {
         return Err(Reason::NoEndpoints);
     }
-    if svc.traffic_policy == TrafficPolicy::Local && !summary.usable_by_node.contains_key(node) {
+    if svc.traffic_policy == TrafficPolicy::Local && summary.usable_on(node).is_none() {
         return Err(Reason::NoLocalEndpoints);
     }
     Ok(())
-}
-
-fn summary_of<'s>(
-    summaries: &'s BTreeMap<&ServiceKey, EndpointSummary>,
-    key: &ServiceKey,
-) -> &'s EndpointSummary {
-    static EMPTY: EndpointSummary = EndpointSummary {
-        any_serving: false,
-        usable_by_node: BTreeMap::new(),
-    };
-    summaries.get(key).unwrap_or(&EMPTY)
 }
 
 /// Elects the owner of `group.ip` among all nodes; returns its index. Ranking: number of
@@ -208,12 +202,12 @@ fn summary_of<'s>(
 fn elect(
     cluster: &Cluster<'_>,
     group: &Group<'_>,
-    summaries: &BTreeMap<&ServiceKey, EndpointSummary>,
+    backends: &dyn super::Backends,
 ) -> Option<usize> {
-    let services: Vec<(&ServiceInfo, &[usize], &EndpointSummary)> = group
+    let services: Vec<(&ServiceInfo, &[usize], EndpointSummary<'_>)> = group
         .services
         .iter()
-        .map(|(svc, ads)| (*svc, ads.as_slice(), summary_of(summaries, &svc.key)))
+        .map(|(svc, _, ads)| (*svc, ads.as_slice(), backends.summary(&svc.key)))
         .collect();
     // (node, coverage, score) per candidate node.
     let mut ranked: Vec<(usize, usize, u64)> = Vec::new();
@@ -245,22 +239,19 @@ fn elect(
 }
 
 /// L2 decisions of `inputs.node`: announced IPs and per (Service, IP) result.
-pub(super) fn decide(
-    inputs: &Inputs,
-    summaries: &BTreeMap<&ServiceKey, EndpointSummary>,
-) -> (BTreeMap<IpAddr, Interfaces>, PerIp) {
+pub(super) fn decide(inputs: &View<'_>) -> (BTreeMap<IpAddr, Interfaces>, PerIp) {
     let mut per_ip = PerIp::new();
     let mut announce = BTreeMap::new();
     let cluster = Cluster::new(inputs);
     let groups = groups(inputs, &cluster, &mut per_ip);
-    let me = cluster.index_of(&inputs.node);
+    let me = cluster.index_of(inputs.node);
     // Why this node is not eligible at all, if it is not.
     let my_reason = match me {
         None => Some(Reason::NodeUnknown),
-        Some(i) => node_eligibility(cluster.nodes[i], &inputs.options)
+        Some(i) => node_eligibility(cluster.nodes[i], inputs.options)
             .err()
             .or_else(|| {
-                (!inputs.live_speakers.contains(&inputs.node)).then_some(Reason::SpeakerNotAlive)
+                (!inputs.live_speakers.contains(inputs.node)).then_some(Reason::SpeakerNotAlive)
             }),
     };
     for group in &groups {
@@ -268,7 +259,7 @@ pub(super) fn decide(
         let mine: Vec<Result<(), Reason>> = group
             .services
             .iter()
-            .map(|(svc, ads)| {
+            .map(|(svc, _, ads)| {
                 if ads.is_empty() {
                     return Err(Reason::NoMatchingAdvertisement);
                 }
@@ -281,11 +272,11 @@ pub(super) fn decide(
                 if let Some(r) = &my_reason {
                     return Err(r.clone());
                 }
-                service_candidate(&cluster, me, svc, ads, summary_of(summaries, &svc.key))
+                service_candidate(&cluster, me, svc, ads, &inputs.backends.summary(&svc.key))
             })
             .collect();
         let owner = if mine.iter().any(Result::is_ok) {
-            elect(&cluster, group, summaries)
+            elect(&cluster, group, inputs.backends)
         } else {
             None
         };
@@ -293,7 +284,7 @@ pub(super) fn decide(
         // it can serve.
         let mut interfaces: Option<Interfaces> = None;
         if let Some(me) = me.filter(|&m| owner == Some(m)) {
-            for ((_, ads), r) in group.services.iter().zip(&mine) {
+            for ((_, _, ads), r) in group.services.iter().zip(&mine) {
                 if r.is_err() {
                     continue;
                 }
@@ -306,7 +297,7 @@ pub(super) fn decide(
                 }
             }
         }
-        for ((svc, _), r) in group.services.iter().zip(mine) {
+        for ((_, slot, _), r) in group.services.iter().zip(mine) {
             let result = match (r, &interfaces) {
                 (Err(reason), _) => Err(reason),
                 (Ok(()), Some(ifs)) => Ok(ifs.clone()),
@@ -314,7 +305,7 @@ pub(super) fn decide(
                     owner: owner.map(|i| cluster.nodes[i].name.clone()),
                 }),
             };
-            per_ip.insert((svc.key.clone(), group.ip), result);
+            per_ip[*slot] = Some(result);
         }
         if let Some(ifs) = interfaces {
             announce.insert(group.ip, ifs);
@@ -324,15 +315,7 @@ pub(super) fn decide(
 }
 
 /// Owner of every Service IP with an L2 advertisement (`None`: no eligible node).
-pub(super) fn owners(inputs: &Inputs) -> BTreeMap<IpAddr, Option<String>> {
-    let summaries: BTreeMap<&ServiceKey, EndpointSummary> = inputs
-        .services
-        .keys()
-        .map(|k| {
-            let eps = inputs.endpoints.get(k).map(Vec::as_slice).unwrap_or(&[]);
-            (k, EndpointSummary::of(eps))
-        })
-        .collect();
+pub(super) fn owners(inputs: &View<'_>) -> BTreeMap<IpAddr, Option<String>> {
     let cluster = Cluster::new(inputs);
     let mut scratch = PerIp::new();
     let groups = groups(inputs, &cluster, &mut scratch);
@@ -341,7 +324,7 @@ pub(super) fn owners(inputs: &Inputs) -> BTreeMap<IpAddr, Option<String>> {
         .map(|g| {
             (
                 g.ip,
-                elect(&cluster, g, &summaries).map(|i| cluster.nodes[i].name.clone()),
+                elect(&cluster, g, inputs.backends).map(|i| cluster.nodes[i].name.clone()),
             )
         })
         .collect()

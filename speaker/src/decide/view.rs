@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_config::service::{Handling, TrafficPolicy, parse_service};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -16,18 +17,19 @@ pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-loa
 /// Label of an EndpointSlice naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Namespace and name of a Service.
+/// Namespace and name of a Service (or of any namespaced object). The strings are
+/// shared, so the copies kept by caches, decisions and statuses cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// `metadata.name`.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
     /// A key from namespace and name.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
@@ -116,10 +118,12 @@ impl ServiceInfo {
                 _ => TrafficPolicy::Cluster,
             },
         };
+        let mut ips = view.current.ips;
+        ips.shrink_to_fit();
         Some(ServiceInfo {
             key: ServiceKey::new(view.namespace, view.name),
             labels: view.labels,
-            ips: view.current.ips,
+            ips,
             traffic_policy,
         })
     }
@@ -212,32 +216,74 @@ pub fn endpoints_from_slices<'a>(
 }
 
 /// Which nodes can take traffic for one Service, by the endpoint rule of
-/// [`super`] ("Endpoint rule").
+/// [`super`] ("Endpoint rule"). Borrows the node names from the backends it summarises.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct EndpointSummary {
+pub struct EndpointSummary<'a> {
     /// At least one backend anywhere is ready or serving.
     pub any_serving: bool,
     /// Usable local backends per node (ready ones, or serving ones when no backend
-    /// anywhere is ready); nodes with none are absent.
-    pub usable_by_node: BTreeMap<String, u32>,
+    /// anywhere is ready), sorted by node name; nodes with none are absent.
+    pub usable_by_node: Vec<(&'a str, u32)>,
 }
 
-impl EndpointSummary {
-    pub(crate) fn of(endpoints: &[EndpointInfo]) -> EndpointSummary {
-        let any_ready = endpoints.iter().any(|e| e.ready);
-        let any_serving = endpoints.iter().any(|e| e.ready || e.serving);
-        let mut usable_by_node: BTreeMap<String, u32> = BTreeMap::new();
-        for e in endpoints {
-            let usable = if any_ready { e.ready } else { e.serving };
-            if let (true, Some(node)) = (usable, &e.node) {
-                let n = usable_by_node.entry(node.clone()).or_default();
-                *n = n.saturating_add(1);
+impl<'a> EndpointSummary<'a> {
+    /// The summary of one Service's backends (copies already merged).
+    pub fn of(endpoints: &'a [EndpointInfo]) -> EndpointSummary<'a> {
+        Self::from_flags(
+            endpoints
+                .iter()
+                .map(|e| (e.node.as_deref(), e.ready, e.serving)),
+        )
+    }
+
+    /// The summary of one Service's backends listed in several chunks (one per
+    /// EndpointSlice, each merged by [`endpoints_from_slices`]): copies of one backend
+    /// across chunks merge first, each condition true if any copy has it true.
+    pub fn merged(chunks: &[&'a [EndpointInfo]]) -> EndpointSummary<'a> {
+        match chunks {
+            [] => Self::default(),
+            [one] => Self::of(one),
+            _ => {
+                let mut by_id: BTreeMap<&str, (Option<&'a str>, bool, bool)> = BTreeMap::new();
+                for e in chunks.iter().flat_map(|c| c.iter()) {
+                    let m = by_id.entry(e.id.as_str()).or_insert((None, false, false));
+                    m.0 = m.0.or(e.node.as_deref());
+                    m.1 |= e.ready;
+                    m.2 |= e.serving;
+                }
+                Self::from_flags(by_id.values().copied())
+            }
+        }
+    }
+
+    /// From `(node, ready, serving)` of each distinct backend.
+    fn from_flags(
+        backends: impl Iterator<Item = (Option<&'a str>, bool, bool)> + Clone,
+    ) -> EndpointSummary<'a> {
+        let any_ready = backends.clone().any(|(_, r, _)| r);
+        let any_serving = backends.clone().any(|(_, r, s)| r || s);
+        let mut usable_by_node: Vec<(&'a str, u32)> = Vec::new();
+        for (node, ready, serving) in backends {
+            let usable = if any_ready { ready } else { serving };
+            if let (true, Some(node)) = (usable, node) {
+                match usable_by_node.binary_search_by(|(n, _)| (*n).cmp(node)) {
+                    Ok(i) => usable_by_node[i].1 = usable_by_node[i].1.saturating_add(1),
+                    Err(i) => usable_by_node.insert(i, (node, 1)),
+                }
             }
         }
         EndpointSummary {
             any_serving,
             usable_by_node,
         }
+    }
+
+    /// Usable local backends on `node`, if any.
+    pub fn usable_on(&self, node: &str) -> Option<u32> {
+        self.usable_by_node
+            .binary_search_by(|(n, _)| (*n).cmp(node))
+            .ok()
+            .map(|i| self.usable_by_node[i].1)
     }
 }
 
@@ -474,10 +520,9 @@ mod tests {
         );
         let summary = EndpointSummary::of(eps);
         assert!(summary.any_serving);
-        assert_eq!(
-            summary.usable_by_node,
-            [("a".to_owned(), 1)].into_iter().collect()
-        );
+        assert_eq!(summary.usable_by_node, [("a", 1)]);
+        assert_eq!(summary.usable_on("a"), Some(1));
+        assert_eq!(summary.usable_on("b"), None);
     }
 
     #[test]
@@ -523,9 +568,36 @@ mod tests {
         ];
         for (eps, any, usable) in table {
             let s = EndpointSummary::of(&eps);
-            let want: BTreeMap<String, u32> =
-                usable.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect();
-            assert_eq!((s.any_serving, s.usable_by_node), (any, want), "{eps:?}");
+            assert_eq!((s.any_serving, s.usable_by_node), (any, usable), "{eps:?}");
         }
+    }
+
+    #[test]
+    fn merged_chunks_count_each_backend_once() {
+        let e = |id: &str, node: Option<&str>, ready: bool, serving: bool| EndpointInfo {
+            id: id.to_owned(),
+            node: node.map(str::to_owned),
+            ready,
+            serving,
+            terminating: false,
+        };
+        // A dual-stack pod in an IPv4 and an IPv6 slice: one backend; the node comes from
+        // whichever copy has it, ready if any copy is ready.
+        let v4 = [
+            e("pod/p1", None, false, true),
+            e("pod/p2", Some("b"), false, false),
+        ];
+        let v6 = [
+            e("pod/p1", Some("a"), true, true),
+            e("pod/p3", Some("a"), true, true),
+        ];
+        let s = EndpointSummary::merged(&[&v4, &v6]);
+        assert_eq!((s.any_serving, s.usable_by_node), (true, vec![("a", 2)]));
+        // One chunk and no chunk.
+        assert_eq!(EndpointSummary::merged(&[&v6]), EndpointSummary::of(&v6));
+        assert_eq!(EndpointSummary::merged(&[]), EndpointSummary::default());
+        // Nothing ready in any copy: serving copies count.
+        let s = EndpointSummary::merged(&[&v4[..1], &v4[1..]]);
+        assert_eq!((s.any_serving, s.usable_by_node), (true, vec![]));
     }
 }

@@ -167,8 +167,17 @@ impl SessionManager {
     /// Sets the desired Adj-RIB-Out of one peer or of all peers; sessions send
     /// the difference to what they advertised.
     pub async fn set_routes(&self, target: RouteTarget, routes: RouteSet) -> Result<(), NetError> {
+        self.set_shared_routes(target, Arc::new(routes)).await
+    }
+
+    /// [`SessionManager::set_routes`] with a set the caller keeps too (no copy is made).
+    pub async fn set_shared_routes(
+        &self,
+        target: RouteTarget,
+        routes: Arc<RouteSet>,
+    ) -> Result<(), NetError> {
         self.cmd
-            .send(Cmd::SetRoutes(target, Arc::new(routes)))
+            .send(Cmd::SetRoutes(target, routes))
             .await
             .map_err(|_| NetError::Stopped)
     }

@@ -144,7 +144,9 @@ pub(crate) struct PeerTask {
     negotiated: Option<Negotiated>,
     timers: [Option<Instant>; 4],
     desired: Arc<RouteSet>,
-    advertised: RouteSet,
+    /// What the peer holds from us; shares `desired` once the two are equal (copied on
+    /// the next change).
+    advertised: Arc<RouteSet>,
     rejected: BTreeSet<IpNet>,
     dirty: bool,
     eor_pending: bool,
@@ -244,7 +246,7 @@ impl PeerTask {
             negotiated: None,
             timers: [None; 4],
             desired,
-            advertised: RouteSet::new(),
+            advertised: Arc::default(),
             rejected: BTreeSet::new(),
             dirty: true,
             eor_pending: false,
@@ -412,7 +414,7 @@ impl PeerTask {
                 self.notification_sent(n);
             }
             Action::SendUpdates => {
-                self.advertised.clear();
+                self.advertised = Arc::default();
                 self.dirty = true;
                 self.eor_pending = true;
                 self.status(|s| {
@@ -439,7 +441,7 @@ impl PeerTask {
             Action::SessionDown(reason) => {
                 let cause = self.down_override.take().unwrap_or(DownCause::Fsm(reason));
                 tracing::info!(peer = %self.cfg.id, ?cause, "bgp session down");
-                self.advertised.clear();
+                self.advertised = Arc::default();
                 self.eor_pending = false;
                 self.status(|s| {
                     s.prefixes_advertised = 0;
@@ -891,6 +893,9 @@ impl PeerTask {
         let chunk = self.next_chunk(&families, UPDATE_CHUNK);
         if chunk.is_empty() {
             self.dirty = false;
+            if !Arc::ptr_eq(&self.advertised, &self.desired) && *self.advertised == *self.desired {
+                self.advertised = self.desired.clone();
+            }
             if self.eor_due() {
                 self.eor_pending = false;
                 let mut buf = Vec::new();
@@ -916,10 +921,11 @@ impl PeerTask {
             Ok(msgs) => {
                 let count = msgs.len() as u64;
                 permit.send(msgs.concat());
+                let advertised = Arc::make_mut(&mut self.advertised);
                 for p in &chunk.withdraw {
-                    self.advertised.remove(p);
+                    advertised.remove(p);
                 }
-                self.advertised.extend(chunk.announce);
+                advertised.extend(chunk.announce);
                 let adv = self.advertised.len();
                 self.status(|s| {
                     s.updates_sent += count;
