@@ -678,3 +678,51 @@ impl Backends for SliceIndex<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(id: &str, node: &str, ready: bool) -> EndpointInfo {
+        EndpointInfo {
+            id: id.to_owned(),
+            node: Some(node.to_owned()),
+            ready,
+            serving: ready,
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn slice_index_merges_the_slices_of_each_service() {
+        let web = ServiceKey::new("ns", "web");
+        let db = ServiceKey::new("ns", "db");
+        // Slices keyed by their own names; web has an IPv4 and an IPv6 slice listing the
+        // same pod p1 (ready only in one copy) and p2 only in the IPv6 one.
+        let slices = BTreeMap::from([
+            (
+                ServiceKey::new("ns", "web-v4"),
+                (web.clone(), vec![ep("pod/p1", "a", false)]),
+            ),
+            (
+                ServiceKey::new("ns", "db-1"),
+                (db.clone(), vec![ep("pod/d1", "b", true)]),
+            ),
+            (
+                ServiceKey::new("ns", "web-v6"),
+                (
+                    web.clone(),
+                    vec![ep("pod/p1", "a", true), ep("pod/p2", "b", true)],
+                ),
+            ),
+        ]);
+        let index = SliceIndex::new(&slices);
+        let s = index.summary(&web);
+        assert!(s.any_serving);
+        assert_eq!(s.usable_by_node, [("a", 1), ("b", 1)]);
+        let s = index.summary(&db);
+        assert_eq!(s.usable_by_node, [("b", 1)]);
+        let none = index.summary(&ServiceKey::new("ns", "nothing"));
+        assert_eq!(none, EndpointSummary::default());
+    }
+}
