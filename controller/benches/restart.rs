@@ -561,7 +561,7 @@ fn report(results: &[(usize, Vec<Rep>)], failures: &[String], run: &RunInfo) -> 
     );
     let _ = writeln!(
         r,
-        "Machine: {}. Release build (`bench` profile) of the controller binary.\n",
+        "Machine: {}. Release build (`bench` profile: fat LTO, one codegen unit) of the controller binary.\n",
         machine_note(&run.loads, "may run"),
     );
     let _ = writeln!(

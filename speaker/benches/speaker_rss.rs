@@ -400,7 +400,7 @@ fn report(results: &BTreeMap<usize, Vec<Run>>, failures: &[String], meta: &Meta)
     );
     let _ = writeln!(
         r,
-        "Machine: {}. {}. Release build (`bench` profile) of the speaker binary.\n",
+        "Machine: {}. {}. Release build (`bench` profile: fat LTO, one codegen unit) of the speaker binary.\n",
         machine_note(&meta.loads, "may run"),
         version_line(&["/usr/lib/frr/bgpd", "--version"]),
     );
