@@ -799,8 +799,9 @@ fn report(
     let _ = writeln!(
         r,
         "\nferrolb's figure is a process that runs only the `SessionManager` (current-thread tokio runtime, \
-         one peer, the route set handed over) — the full speaker's Kubernetes caches (kube watchers, \
-         reflectors) are **not included yet**, the speaker binary is not wired. The routes come back from the \
+         one peer, the route set handed over), the session part of the speaker alone; the whole \
+         `ferrolb-speaker` binary with its Kubernetes caches is measured by `speaker_rss` \
+         (speaker-rss.md). The routes come back from the \
          ToR (AS-path loop) and are parsed and dropped by every speaker. FRR = the same FRR build run as a \
          speaker on the node (bgpd + zebra). The ToR itself (FRR receiving and installing the routes) at the end of the run: {}.\n",
         tor_rss
